@@ -1,0 +1,51 @@
+/* The control thread: a libuv loop running the admin HTTP server, active health checks and
+ * signal handling. It never touches a worker's connections; it meets the data plane through
+ * registered handlers, hooks and published health words (DESIGN.md). */
+#ifndef VORO_CLUSTER_CONTROL_H
+#define VORO_CLUSTER_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/admin.h"
+#include "cluster/config.h"
+
+struct voro_control;
+
+/* Hooks the node gives the control plane; all run on the control thread. */
+struct voro_control_hooks {
+    void *ctx;
+    /* SIGHUP. */
+    void (*on_reload)(void *ctx);
+    /* SIGTERM / SIGINT (a second one means "stop now"). */
+    void (*on_shutdown)(void *ctx, int signo);
+    /* A health verdict changed for pools[pool].servers[server] of the config last given
+     * to voro_control_set_config. `reason` is a short static or stack string. */
+    void (*on_health)(void *ctx, size_t pool, size_t server, bool up, const char *reason);
+    /* Called about every 100 ms (e.g. to free retired snapshots, check a drain). */
+    void (*on_tick)(void *ctx);
+};
+
+/* Creates the control plane on the calling thread's new libuv loop; binds the admin server
+ * to cfg->admin_bind. `cfg` is borrowed until the next voro_control_set_config. *out is owned
+ * by the caller (voro_control_destroy). Returns 0 or a negative errno (e.g. -EADDRINUSE). */
+int voro_control_create(struct voro_control **out, const struct voro_config *cfg, const struct voro_control_hooks *hooks);
+/* Registers an admin endpoint (exact path match, GET/HEAD). `ctx` is borrowed. */
+int voro_control_register(struct voro_control *c, const char *path, voro_admin_handler handler, void *ctx);
+/* Replaces the health-check targets (pools/servers of `cfg`, borrowed until the next call).
+ * Servers keep their state when pool name and server address are unchanged. */
+int voro_control_set_config(struct voro_control *c, const struct voro_config *cfg);
+/* Passive health signal from the data plane (e.g. a failed connect), thread-safe. */
+void voro_control_report_failure(struct voro_control *c, size_t pool, size_t server);
+/* Runs the loop on the calling thread until voro_control_stop. */
+int voro_control_run(struct voro_control *c);
+/* Thread-safe: makes voro_control_run return. */
+void voro_control_stop(struct voro_control *c);
+/* Closes every handle; call after voro_control_run returned. */
+void voro_control_destroy(struct voro_control *c);
+
+/* Current verdict as last reported (for /stats): 1 up, 0 down. */
+bool voro_control_server_up(const struct voro_control *c, size_t pool, size_t server, const char **reason);
+
+#endif
