@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,12 +20,15 @@
 #endif
 #ifdef VORO_SLAB_ASAN
 #include <sanitizer/asan_interface.h>
-/* Freed objects are poisoned (except the free-list link) so use-after-free trips ASan. */
+/* Free objects stay poisoned (link included, unpoisoned only while touched) so use-after-free
+ * trips ASan and a double free is recognisable by the object already being poisoned. */
 #define SLAB_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define SLAB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define SLAB_IS_POISONED(p) __asan_address_is_poisoned(p)
 #else
 #define SLAB_POISON(p, n) ((void)(p), (void)(n))
 #define SLAB_UNPOISON(p, n) ((void)(p), (void)(n))
+#define SLAB_IS_POISONED(p) ((void)(p), 0)
 #endif
 
 #define HUGE_PAGE_SIZE ((size_t)2 << 20)
@@ -118,7 +122,7 @@ static int slab_grow(struct voro_slab *s)
         void *obj = base + i * s->obj_size;
         *(void **)obj = s->free_list;
         s->free_list = obj;
-        SLAB_POISON((char *)obj + sizeof(void *), s->obj_size - sizeof(void *));
+        SLAB_POISON(obj, s->obj_size);
     }
     s->capacity += s->objs_per_chunk;
     return 0;
@@ -131,8 +135,8 @@ void *voro_slab_alloc(struct voro_slab *s)
     if (!s->free_list && slab_grow(s) < 0)
         return NULL;
     void *obj = s->free_list;
-    s->free_list = *(void **)obj;
     SLAB_UNPOISON(obj, s->obj_size);
+    s->free_list = *(void **)obj;
     memset(obj, 0, s->obj_size);
     s->in_use++;
     return obj;
@@ -142,9 +146,13 @@ void voro_slab_free(struct voro_slab *s, void *obj)
 {
     if (!obj)
         return;
+    if (SLAB_IS_POISONED(obj)) {
+        VORO_ERROR("slab", "double free of %p", obj);
+        abort();
+    }
     *(void **)obj = s->free_list;
     s->free_list = obj;
-    SLAB_POISON((char *)obj + sizeof(void *), s->obj_size - sizeof(void *));
+    SLAB_POISON(obj, s->obj_size);
     s->in_use--;
 }
 

@@ -2,7 +2,6 @@
 #include "node/balance/balance.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,10 +52,9 @@ int voro_lb_init(struct voro_lb *lb, enum voro_lb_algorithm algorithm, const str
     int rc;
     if (!lb || !servers || n == 0 || n > VORO_POOL_MAX_SERVERS || (unsigned)algorithm >= VORO_LB_ALGORITHM_COUNT)
         return -EINVAL;
-    if (algorithm == VORO_LB_CONSISTENT_HASH && !(balance_factor >= 1.0))
-        return -EINVAL;
     memset(lb, 0, sizeof(*lb));
     lb->algorithm = algorithm;
+    /* Below 1.0 the bound could refuse every server; NaN and 0 ("unset") also land on 1.0. */
     lb->balance_factor = balance_factor >= 1.0 ? balance_factor : 1.0;
     lb->rng = voro_lb_mix64(seed + 0x9e3779b97f4a7c15ull);
     if (lb->rng == 0)

@@ -42,7 +42,10 @@ static void test_init_errors(void **state)
     struct voro_lb_server_init s = {.weight = 1};
     assert_int_equal(voro_lb_init(&lb, VORO_LB_ROUND_ROBIN, &s, 0, 1.0, 1), -EINVAL);
     assert_int_equal(voro_lb_init(&lb, VORO_LB_ROUND_ROBIN, &s, VORO_POOL_MAX_SERVERS + 1, 1.0, 1), -EINVAL);
-    assert_int_equal(voro_lb_init(&lb, VORO_LB_CONSISTENT_HASH, &s, 1, 0.5, 1), -EINVAL);
+    assert_int_equal(voro_lb_init(&lb, (enum voro_lb_algorithm)VORO_LB_ALGORITHM_COUNT, &s, 1, 1.0, 1), -EINVAL);
+    assert_int_equal(voro_lb_init(&lb, VORO_LB_CONSISTENT_HASH, &s, 1, 0.5, 1), 0);
+    assert_true(lb.balance_factor == 1.0); /* clamped: c >= 1 */
+    voro_lb_destroy(&lb);
     assert_int_equal(voro_lb_init(&lb, VORO_LB_CONSISTENT_HASH, &s, 1, 1.25, 1), 0);
     assert_true(lb.table_size >= 100);
     assert_int_equal(voro_lb_pick(&lb, 123, NULL), 0); /* NULL health = always up */

@@ -6,11 +6,22 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
 
 #include "node/slab.h"
 
@@ -184,6 +195,52 @@ static void test_hugepage_fallback(void **state)
     voro_slab_destroy(&s);
 }
 
+#ifdef HAVE_ASAN
+/* Runs `misuse` in a child; the slab must make it die (ASan report or abort), not survive. */
+static void expect_child_dies(void (*misuse)(struct voro_slab *s))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2); /* keep the expected report out of the test log */
+        struct voro_slab s;
+        voro_slab_init(&s, 64, 8, 0, false);
+        misuse(&s);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void use_after_free(struct voro_slab *s)
+{
+    volatile char *p = voro_slab_alloc(s);
+    voro_slab_free(s, (void *)p);
+    p[20] = 1;
+}
+
+static void double_free(struct voro_slab *s)
+{
+    void *p = voro_slab_alloc(s);
+    voro_slab_free(s, p);
+    voro_slab_free(s, p);
+}
+#endif
+
+static void test_misuse_caught_under_asan(void **state)
+{
+    (void)state;
+#ifdef HAVE_ASAN
+    expect_child_dies(use_after_free);
+    expect_child_dies(double_free);
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_max_bound),
         cmocka_unit_test(test_many_chunks),
         cmocka_unit_test(test_hugepage_fallback),
+        cmocka_unit_test(test_misuse_caught_under_asan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
