@@ -91,14 +91,12 @@ void voro_timer_del(struct voro_timer_wheel *w, struct voro_timer *t)
 /* Re-files every timer of one upper-level slot relative to the current tick. */
 static void cascade(struct voro_timer_wheel *w, unsigned level, unsigned slot)
 {
-    struct voro_timer *list = NULL;
-    struct voro_timer *head = w->slots[level][slot];
-    if (!head)
+    struct voro_timer *list = w->slots[level][slot];
+    if (!list)
         return;
     /* Move the whole chain onto a local head first so re-filing never revisits it. */
     w->slots[level][slot] = NULL;
-    list = head;
-    head->prev = (struct voro_timer *)(void *)&list;
+    list->prev = (struct voro_timer *)(void *)&list;
     while (list) {
         struct voro_timer *t = list;
         list_unlink(t);
