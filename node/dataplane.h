@@ -1,0 +1,18 @@
+/* What all workers of a node share: the published snapshot pointer, and the node-wide connection
+ * admission state. Written by the control thread, read by workers. */
+#ifndef VORO_NODE_DATAPLANE_H
+#define VORO_NODE_DATAPLANE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "node/conn_limit.h"
+#include "node/snapshot.h"
+
+struct voro_dataplane {
+    _Atomic(struct voro_snapshot *) current; /* the node holds one ref */
+    struct voro_conn_limits limits;
+    _Atomic uint64_t generation;
+};
+
+#endif

@@ -1,0 +1,44 @@
+/* File-descriptor budget at start-up (RLIMIT_NOFILE against what the config needs). */
+#include "node/fd_budget.h"
+
+#include <errno.h>
+#include <sys/resource.h>
+
+#include "common/log.h"
+
+#define ADMIN_MAX_CONNECTIONS 256
+#define SPARE_FDS 32
+
+int voro_fd_budget_check(const struct voro_config *cfg, struct voro_fd_budget *out)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    unsigned threads = cfg->threads ? cfg->threads : 1;
+    unsigned long health = 0;
+    for (size_t p = 0; p < cfg->n_pools; p++)
+        health += cfg->pools[p].n_servers;
+    /* Per worker: its listening sockets, an io_uring or epoll fd, a wakeup eventfd. */
+    unsigned long fixed = (unsigned long)threads * (cfg->n_listeners + 2) + ADMIN_MAX_CONNECTIONS + health + SPARE_FDS;
+    out->limit = (unsigned long)rl.rlim_cur;
+    out->fixed = fixed;
+    if (out->limit <= fixed) {
+        VORO_ERROR("node", "file descriptor limit %lu is below the %lu this configuration needs before any traffic",
+                   out->limit, fixed);
+        return -EMFILE;
+    }
+    out->connections = (out->limit - fixed) / 2;
+    VORO_INFO("node", "fd budget: limit %lu, %lu fixed, room for about %lu proxied connections", out->limit, fixed,
+              out->connections);
+    if (cfg->max_connections && cfg->max_connections > out->connections)
+        VORO_WARN("node",
+                  "max_connections = %u exceeds what the fd limit allows (%lu); accepts will back off on EMFILE beyond that",
+                  cfg->max_connections, out->connections);
+    return 0;
+}

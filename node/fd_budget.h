@@ -1,0 +1,19 @@
+/* Start-up check of the file-descriptor budget: raises the soft RLIMIT_NOFILE to the hard
+ * limit and says how many proxied connections the node can hold with what it must keep open
+ * (listeners, rings, eventfds, the admin server, health checks). */
+#ifndef VORO_NODE_FD_BUDGET_H
+#define VORO_NODE_FD_BUDGET_H
+
+#include "cluster/config.h"
+
+struct voro_fd_budget {
+    unsigned long limit;        /* RLIMIT_NOFILE after raising the soft limit */
+    unsigned long fixed;        /* descriptors the node keeps open regardless of traffic */
+    unsigned long connections;  /* proxied TCP connections that fit (2 fds each) */
+};
+
+/* Computes the budget for `cfg`; logs it, and warns when max_connections cannot fit.
+ * Returns 0, or -EMFILE when not even the fixed descriptors fit. */
+int voro_fd_budget_check(const struct voro_config *cfg, struct voro_fd_budget *out);
+
+#endif

@@ -1,0 +1,132 @@
+/* A data-plane worker: one thread, one event loop, its own listeners' accept ops, timer wheel,
+ * connection slab, balancers and counters. Nothing here is shared with other workers except
+ * the read-mostly dataplane (snapshot pointer, admission counters). */
+#ifndef VORO_NODE_WORKER_H
+#define VORO_NODE_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/balance/balance.h"
+#include "node/conn_limit.h"
+#include "node/dataplane.h"
+#include "node/loop/loop.h"
+#include "node/slab.h"
+#include "node/snapshot.h"
+#include "node/timer_wheel.h"
+
+/* Counters of one worker: written by it (relaxed), read by the stats handlers. */
+struct voro_worker_stats {
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t active;          /* gauge: TCP connections open now */
+    _Atomic uint64_t bytes_from_clients;
+    _Atomic uint64_t bytes_to_clients;
+    _Atomic uint64_t rejected_max_connections;
+    _Atomic uint64_t rejected_per_ip;
+    _Atomic uint64_t rejected_rate;
+    _Atomic uint64_t no_server;       /* no usable server (after retries) */
+    _Atomic uint64_t connect_failures;
+    _Atomic uint64_t connect_retries;
+    _Atomic uint64_t connect_timeouts;
+    _Atomic uint64_t idle_timeouts;
+    _Atomic uint64_t errors;          /* resets and other I/O errors */
+    _Atomic uint64_t accept_errors;   /* EMFILE/ENFILE/ENOBUFS back-offs */
+    _Atomic uint64_t udp_sessions;    /* gauge */
+    _Atomic uint64_t udp_sessions_total;
+    _Atomic uint64_t udp_datagrams_in;
+    _Atomic uint64_t udp_datagrams_out;
+    _Atomic uint64_t udp_drops;
+    _Atomic uint64_t drained_aborts;  /* connections cut at the end of a drain grace period */
+};
+
+/* Commands the control thread posts (bits of voro_worker.commands). */
+#define VORO_WORKER_CMD_DRAIN 1u  /* stop accepting, finish connections, exit when none left or at the deadline */
+#define VORO_WORKER_CMD_STOP 2u   /* close everything now and exit */
+
+/* The worker's view of one snapshot: per-pool balancers built for it. Connections hold it. */
+struct voro_worker_view {
+    struct voro_snapshot *snap; /* one reference taken on the snapshot */
+    struct voro_lb *lbs;        /* [pool], owned */
+    uint32_t users;             /* connections and sessions using this view (+1 while current) */
+};
+
+/* One listening socket this worker accepts on (individually allocated: its op must not move). */
+struct voro_accept_slot {
+    struct voro_accept_slot *next;
+    int fd;
+    int listener;          /* index in the current view's config */
+    bool armed;
+    bool cancelling;
+    bool backing_off;
+    struct voro_op op;
+    struct voro_timer backoff;
+    struct voro_worker *worker;
+};
+
+struct voro_tcp_conn;
+struct voro_udp_listener;
+
+struct voro_worker {
+    unsigned slot;
+    unsigned id;                 /* unique for the process lifetime */
+    struct voro_dataplane *dp;   /* not owned */
+    pthread_t thread;
+    bool thread_started;
+    struct voro_loop *loop;      /* owned */
+    enum voro_io_model requested_model;
+    struct voro_timer_wheel wheel;
+    struct voro_slab conn_slab;
+    uint64_t now_ms;             /* cached once per loop iteration */
+
+    struct voro_worker_view *view; /* current, owned (other views die with their last user) */
+    uint64_t view_generation;
+    _Atomic uint64_t adopted_generation; /* read by the node to know old sockets are unused */
+
+    struct voro_accept_slot *accepts; /* owned list */
+    struct voro_udp_listener *udp;    /* owned list */
+
+    struct voro_tcp_conn *conns;      /* intrusive list of live connections */
+    struct voro_token_bucket rate;
+
+    _Atomic uint32_t commands;
+    bool draining;
+    uint64_t drain_deadline_ms;
+    _Atomic bool exited;              /* the thread has left its loop */
+    _Atomic bool running;             /* the loop started (io model known) */
+    int start_error;
+
+    struct voro_worker_stats stats;
+};
+
+/* Creates worker `slot` (thread not started). `id` must be unique in the process. */
+int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsigned slot, unsigned id,
+                       enum voro_io_model model, const struct voro_config *cfg);
+/* Starts the thread and waits until its loop runs (or failed to start: returns its error). */
+int voro_worker_start(struct voro_worker *w);
+/* Posts commands; thread-safe. */
+void voro_worker_post(struct voro_worker *w, uint32_t cmd);
+/* Tells the worker a new snapshot was published; thread-safe. */
+void voro_worker_notify(struct voro_worker *w);
+/* Joins the thread (it must have exited or been told to) and frees everything. */
+void voro_worker_destroy(struct voro_worker *w);
+
+/* Worker-internal API used by the proxies (worker thread only). */
+struct voro_worker_view *voro_worker_view_acquire(struct voro_worker *w);
+void voro_worker_view_release(struct voro_worker *w, struct voro_worker_view *view);
+struct voro_server_counters *voro_worker_server_counters(struct voro_worker *w, struct voro_worker_view *view,
+                                                         size_t pool, size_t server);
+
+/* tcp_proxy.c */
+size_t voro_tcp_conn_size(void);
+void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd);
+void voro_tcp_proxy_abort_all(struct voro_worker *w);
+
+/* udp_proxy.c */
+int voro_udp_proxy_attach(struct voro_worker *w, int listener, int fd);
+void voro_udp_proxy_detach_missing(struct voro_worker *w);
+void voro_udp_proxy_close_all(struct voro_worker *w);
+bool voro_udp_proxy_idle(const struct voro_worker *w);
+
+#endif
