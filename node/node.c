@@ -215,8 +215,29 @@ static bool all_workers_adopted(const struct voro_node *node, uint64_t generatio
     return true;
 }
 
+static bool all_listeners_released(const struct voro_node *node)
+{
+    for (unsigned i = 0; i < node->n_workers; i++)
+        if (!atomic_load(&node->workers[i]->listeners_released))
+            return false;
+    for (unsigned i = 0; i < node->n_retiring; i++)
+        if (!atomic_load(&node->retiring[i]->listeners_released))
+            return false;
+    return true;
+}
+
 void voro_node_tick(struct voro_node *node)
 {
+    /* Draining: once no worker accepts any more, close the listening sockets so new clients
+     * are refused at once instead of waiting in a backlog nobody reads. */
+    if (node->draining && !node->sockets_closed && all_listeners_released(node)) {
+        node->sockets_closed = true;
+        while (node->sockets) {
+            struct voro_listen_entry *e = node->sockets;
+            node->sockets = e->next;
+            registry_close_entry(e);
+        }
+    }
     /* Snapshots nobody references any more. */
     struct voro_snapshot **pp = &node->retired;
     while (*pp) {
@@ -241,7 +262,7 @@ void voro_node_tick(struct voro_node *node)
     }
     /* Sockets the current config no longer names, once every worker stopped using them
      * (their accept ops were cancelled when they adopted the snapshot). */
-    if (node->current && node->n_retiring == 0 && all_workers_adopted(node, node->generation)) {
+    if (node->current && !node->draining && node->n_retiring == 0 && all_workers_adopted(node, node->generation)) {
         struct voro_listen_entry **ep = &node->sockets;
         while (*ep) {
             struct voro_listen_entry *e = *ep;

@@ -33,6 +33,7 @@ struct voro_node {
     enum voro_io_model io_model; /* configured (after the command-line override) */
     bool io_model_forced;        /* --io-model given: config io_model is ignored */
     bool draining;
+    bool sockets_closed;         /* draining: listening sockets closed once no worker uses them */
     uint64_t started_ms;
     struct voro_retired_totals retired_totals;
 };

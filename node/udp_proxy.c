@@ -322,6 +322,7 @@ static void listener_maybe_free(struct voro_udp_listener *ul)
         pp = &(*pp)->next;
     if (*pp)
         *pp = ul->next;
+    voro_loop_forget(w->loop, ul->fd);
     voro_slab_destroy(&ul->sessions_slab);
     free(ul);
 }
@@ -403,3 +404,11 @@ void voro_udp_proxy_close_all(struct voro_worker *w)
 }
 
 bool voro_udp_proxy_idle(const struct voro_worker *w) { return w->udp == NULL; }
+
+bool voro_udp_proxy_settled(const struct voro_worker *w)
+{
+    for (const struct voro_udp_listener *ul = w->udp; ul; ul = ul->next)
+        if (ul->closing)
+            return false;
+    return true;
+}

@@ -143,19 +143,26 @@ static void accept_cancel(struct voro_worker *w, struct voro_accept_slot *a)
         voro_loop_cancel(w->loop, &a->op);
 }
 
-/* Frees accept slots whose cancellation completed. */
+/* Frees accept slots whose cancellation completed, forgetting their fds in the backend (the
+ * node closes the sockets later). Once nothing of an older snapshot's sockets is left, it
+ * publishes the generation it runs, which tells the node those sockets may be closed. */
 static void accepts_reap(struct voro_worker *w)
 {
+    bool clean = true;
     struct voro_accept_slot **pp = &w->accepts;
     while (*pp) {
         struct voro_accept_slot *a = *pp;
         if (a->cancelling && !a->armed) {
             *pp = a->next;
+            voro_loop_forget(w->loop, a->fd);
             free(a);
         } else {
+            clean = clean && !a->cancelling;
             pp = &a->next;
         }
     }
+    if (clean && w->view && voro_udp_proxy_settled(w))
+        atomic_store_explicit(&w->adopted_generation, w->view->snap->generation, memory_order_release);
 }
 
 static bool fd_assigned_to_me(const struct voro_worker *w, const struct voro_snapshot *snap, const struct voro_listen_set *ls,
@@ -244,7 +251,6 @@ static int adopt_snapshot(struct voro_worker *w)
     double share = cfg->global_qps ? (double)cfg->global_qps / threads : 0;
     voro_token_bucket_set_rate(&w->rate, share);
     sync_listeners(w);
-    atomic_store_explicit(&w->adopted_generation, snap->generation, memory_order_release);
     return 0;
 }
 
@@ -307,6 +313,8 @@ static void *worker_main(void *arg)
             stopping = true;
             voro_tcp_proxy_abort_all(w);
         }
+        if (w->draining && !w->accepts && voro_udp_proxy_idle(w))
+            atomic_store(&w->listeners_released, true);
         if (w->draining && worker_idle(w))
             break;
     }
@@ -315,6 +323,7 @@ static void *worker_main(void *arg)
         w->view = NULL;
         view_destroy(v); /* every connection is gone: nobody else uses it */
     }
+    atomic_store(&w->listeners_released, true);
     atomic_store(&w->exited, true);
     return NULL;
 }

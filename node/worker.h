@@ -82,7 +82,7 @@ struct voro_worker {
 
     struct voro_worker_view *view; /* current, owned (other views die with their last user) */
     uint64_t view_generation;
-    _Atomic uint64_t adopted_generation; /* read by the node to know old sockets are unused */
+    _Atomic uint64_t adopted_generation; /* runs this generation and no longer touches older sockets */
 
     struct voro_accept_slot *accepts; /* owned list */
     struct voro_udp_listener *udp;    /* owned list */
@@ -94,6 +94,7 @@ struct voro_worker {
     bool draining;
     uint64_t drain_deadline_ms;
     _Atomic bool exited;              /* the thread has left its loop */
+    _Atomic bool listeners_released;  /* draining and no accept/UDP op left on any listening socket */
     _Atomic bool running;             /* the loop started (io model known) */
     int start_error;
 
@@ -128,5 +129,7 @@ int voro_udp_proxy_attach(struct voro_worker *w, int listener, int fd);
 void voro_udp_proxy_detach_missing(struct voro_worker *w);
 void voro_udp_proxy_close_all(struct voro_worker *w);
 bool voro_udp_proxy_idle(const struct voro_worker *w);
+/* No UDP listener is being closed (its socket is no longer used by this worker). */
+bool voro_udp_proxy_settled(const struct voro_worker *w);
 
 #endif

@@ -164,6 +164,10 @@ void voro_loop_cancel(struct voro_loop *loop, struct voro_op *op);
 /* Forgets `fd` in the backend and closes it. No op may be pending on it. */
 void voro_loop_close(struct voro_loop *loop, int fd);
 
+/* Forgets `fd` in the backend without closing it (a socket shared with other loops, such as a
+ * listening socket another owner closes later). No op may be pending on it. */
+void voro_loop_forget(struct voro_loop *loop, int fd);
+
 /* Hands a recv buffer back to the pool. */
 void voro_loop_buf_release(struct voro_loop *loop, struct voro_buf *buf);
 
