@@ -314,6 +314,51 @@ static void test_protocol_errors_close(void **state)
     assert_true(closed);
 }
 
+static void test_connection_limit(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 256 };
+    static int fds[N];
+    static char buf[65536];
+    struct response r;
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        size_t have = 0;
+        fds[i] = connect_admin(f->port);
+        send_all(fds[i], req, strlen(req));
+        read_response(fds[i], false, &r, buf, &have); /* proves the server holds it */
+        assert_int_equal(r.status, 200);
+    }
+    /* the 257th is accepted by the kernel, then closed by the server without an answer */
+    int extra = connect_admin(f->port);
+    send(extra, req, strlen(req), MSG_NOSIGNAL);
+    assert_true(peer_closed(extra));
+    close(extra);
+    /* the held ones still work */
+    size_t have = 0;
+    send_all(fds[N - 1], req, strlen(req));
+    read_response(fds[N - 1], false, &r, buf, &have);
+    assert_int_equal(r.status, 200);
+    /* once one goes away, a new connection is served again (the server must see the close first) */
+    close(fds[0]);
+    bool served = false;
+    for (int attempt = 0; attempt < 100 && !served; attempt++) {
+        int fd = connect_admin(f->port);
+        send(fd, req, strlen(req), MSG_NOSIGNAL);
+        char b[512];
+        ssize_t n = recv(fd, b, sizeof(b), 0);
+        served = n > 12 && memcmp(b, "HTTP/1.1 200", 12) == 0;
+        close(fd);
+        if (!served) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_true(served);
+    for (int i = 1; i < N; i++)
+        close(fds[i]);
+}
+
 static void test_signals_and_tick(void **state)
 {
     struct fixture *f = *state;
@@ -452,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head_and_methods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signals_and_tick, setup, teardown),
         cmocka_unit_test(test_override_healthz_and_bind_error),
         cmocka_unit_test(test_stop_before_run),

@@ -236,6 +236,45 @@ static void test_set_config_keeps_state(void **state)
     close(lfd);
 }
 
+/* A listener that never accepts, with its accept queue full: the kernel drops further SYNs. */
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(lfd, (struct sockaddr *)&sa, &len);
+    int fillers[4];
+    for (int i = 0; i < 4; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct recorder rec = {0};
+    struct voro_health *h;
+    assert_int_equal(voro_health_create(&h, &loop, record, &rec), 0);
+    struct voro_server_config srv;
+    set_server(&srv, "a", ntohs(sa.sin_port));
+    struct voro_pool_config pool;
+    set_pool(&pool, "p", &srv, 1, VORO_HEALTH_CHECK_TCP);
+    pool.health.timeout_ms = 30;
+    pool.health.interval_ms = 40;
+    pool.health.fall = 2;
+    struct voro_config cfg = {.pools = &pool, .n_pools = 1};
+    assert_int_equal(voro_health_set_config(h, &cfg), 0);
+    assert_true(run_until(&loop, &rec, 1));
+    assert_false(rec.ev[0].up);
+    assert_string_equal(rec.ev[0].reason, "connect timeout");
+    voro_health_destroy(h);
+    finish_loop(&loop);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(lfd);
+}
+
 /* Through the control plane: passive reports from another thread reach on_health via uv_async. */
 struct ctl_state {
     atomic_int downs;
@@ -306,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_fall_rise_on_real_socket),
         cmocka_unit_test(test_passive_failures_count_toward_fall),
         cmocka_unit_test(test_set_config_keeps_state),
+        cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_control_report_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
