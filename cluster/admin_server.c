@@ -11,6 +11,9 @@
 #include "proto/http1.h"
 
 #define LINGER_MS 1000
+/* A client that pipelines without reading its answers is paused at this many queued answers,
+ * and resumed when half of them are written, so its memory stays bounded. */
+#define MAX_PENDING_WRITES 32
 
 struct route {
     char *path;
@@ -38,6 +41,7 @@ struct admin_conn {
     bool shutdown_started;
     bool shutdown_complete;
     bool eof;
+    bool paused; /* reading stopped for backpressure */
     bool was_http10;
     unsigned pending_writes;
     struct voro_http1_parser parser;
@@ -67,6 +71,8 @@ struct voro_admin_server {
 
 static void conn_close(struct admin_conn *c);
 static void process(struct admin_conn *c);
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void maybe_free_server(struct voro_admin_server *s)
 {
@@ -123,8 +129,20 @@ static void write_done(uv_write_t *req, int status)
     voro_strbuf_free(&w->body);
     free(w);
     c->pending_writes--;
-    if (status < 0 && !c->closing)
+    if (c->closing)
+        return;
+    if (status < 0) {
         conn_close(c);
+        return;
+    }
+    if (c->paused && c->pending_writes <= MAX_PENDING_WRITES / 2 && !c->shutdown_started) {
+        c->paused = false;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+        process(c); /* requests already buffered */
+    }
 }
 
 static void on_linger(uv_timer_t *t) { conn_close(t->data); }
@@ -319,6 +337,11 @@ static void process(struct admin_conn *c)
 {
     /* bounded: each round consumes a whole request or returns */
     while (c->phase == PH_HEAD && !c->closing && !c->shutdown_started) {
+        if (c->pending_writes >= MAX_PENDING_WRITES) {
+            c->paused = true;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            return;
+        }
         enum voro_http1_result r = voro_http1_parse(&c->parser, c->head, c->len);
         if (r == VORO_HTTP1_NEED_MORE)
             return;

@@ -278,6 +278,22 @@ static void test_keep_alive_and_pipelining(void **state)
     assert_true(peer_closed(fd));
     close(fd);
 
+    /* 100 pipelined requests in one write: the server pauses reading at 32 queued answers and
+     * resumes as they drain; every answer arrives, in order */
+    fd = connect_admin(f->port);
+    static char many[100 * 64];
+    size_t len = 0;
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(many + len, sizeof(many) - len, "GET /hello?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    send_all(fd, many, len);
+    have = 0;
+    for (int i = 0; i < 100; i++) {
+        read_response(fd, false, &r, buf, &have);
+        assert_int_equal(r.status, 200);
+    }
+    assert_string_equal(f->seen_query, "n=99");
+    close(fd);
+
     /* HTTP/1.0 closes after the answer */
     bool closed;
     exchange(f->port, "GET /healthz HTTP/1.0\r\n\r\n", false, &r, &closed);
