@@ -31,7 +31,8 @@ struct voro_control_hooks {
  * to cfg->admin_bind. `cfg` is borrowed until the next voro_control_set_config. *out is owned
  * by the caller (voro_control_destroy). Returns 0 or a negative errno (e.g. -EADDRINUSE). */
 int voro_control_create(struct voro_control **out, const struct voro_config *cfg, const struct voro_control_hooks *hooks);
-/* Registers an admin endpoint (exact path match, GET/HEAD). `ctx` is borrowed. */
+/* Registers an admin endpoint (exact path match, GET/HEAD). `ctx` is borrowed. Not thread-safe:
+ * call before voro_control_run or from the control thread (a handler or hook). */
 int voro_control_register(struct voro_control *c, const char *path, voro_admin_handler handler, void *ctx);
 /* Same with an explicit method set (VORO_ADMIN_* bits; GET implies HEAD); the handler sees
  * req->method. voro_control_register(...) is voro_control_register_methods(..., VORO_ADMIN_GET, ...).

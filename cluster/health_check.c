@@ -65,7 +65,7 @@ static void count_result(struct hc_server *s, bool ok, const char *reason)
     if (ok) {
         s->fails = 0;
         s->oks++;
-        if (!s->up && s->oks >= (s->cfg.rise ? s->cfg.rise : 1)) {
+        if (!s->up && s->oks >= s->cfg.rise) {
             s->up = true;
             s->reason = reason;
             notify(s);
@@ -75,7 +75,7 @@ static void count_result(struct hc_server *s, bool ok, const char *reason)
     } else {
         s->oks = 0;
         s->fails++;
-        if (s->up && s->fails >= (s->cfg.fall ? s->cfg.fall : 1)) {
+        if (s->up && s->fails >= s->cfg.fall) {
             s->up = false;
             s->reason = reason;
             notify(s);
@@ -154,7 +154,7 @@ static void start_check(struct hc_server *s)
         finish_check(s, rc);
         return;
     }
-    uv_timer_start(&s->timer, on_timer, s->cfg.timeout_ms ? s->cfg.timeout_ms : 1, 0);
+    uv_timer_start(&s->timer, on_timer, s->cfg.timeout_ms, 0);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -197,6 +197,15 @@ static void server_apply(struct hc_server *s, size_t pool, size_t server, const 
     s->pool = pool;
     s->server = server;
     s->cfg = pc->health;
+    /* zeros would spin the timer or never decide: use the documented defaults */
+    if (!s->cfg.interval_ms)
+        s->cfg.interval_ms = 2000;
+    if (!s->cfg.timeout_ms)
+        s->cfg.timeout_ms = 1000;
+    if (!s->cfg.rise)
+        s->cfg.rise = 2;
+    if (!s->cfg.fall)
+        s->cfg.fall = 3;
     snprintf(s->pool_name, sizeof(s->pool_name), "%s", pc->name);
     snprintf(s->addr_text, sizeof(s->addr_text), "%s", sc->addr.text);
     memset(&s->ss, 0, sizeof(s->ss));
@@ -291,16 +300,20 @@ int voro_health_set_config(struct voro_health *h, const struct voro_config *cfg)
         for (size_t j = 0; j < np[i].n; j++, k++) {
             const struct voro_server_config *sc = &pc->servers[j];
             struct hc_server *s = take_old(h, pc, sc);
+            bool start = false;
             if (s) {
                 uv_close((uv_handle_t *)&fresh[k]->timer, server_closed);
+                /* a new interval applies now, not after the old one elapsed */
+                start = !s->probe && s->cfg.interval_ms != (pc->health.interval_ms ? pc->health.interval_ms : 2000);
             } else {
                 s = fresh[k];
-                if (pc->health.type == VORO_HEALTH_CHECK_TCP) {
-                    uint32_t span = pc->health.interval_ms < 1000 ? pc->health.interval_ms : 1000;
-                    uv_timer_start(&s->timer, on_timer, hc_rand(h) % (span / 2 + 1), 0);
-                }
+                start = pc->health.type == VORO_HEALTH_CHECK_TCP;
             }
             server_apply(s, i, j, pc, sc);
+            if (start) {
+                uint32_t span = s->cfg.interval_ms < 1000 ? s->cfg.interval_ms : 1000;
+                uv_timer_start(&s->timer, on_timer, hc_rand(h) % (span / 2 + 1), 0);
+            }
             np[i].servers[j] = s;
         }
     }
