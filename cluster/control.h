@@ -31,8 +31,16 @@ struct voro_control_hooks {
  * to cfg->admin_bind. `cfg` is borrowed until the next voro_control_set_config. *out is owned
  * by the caller (voro_control_destroy). Returns 0 or a negative errno (e.g. -EADDRINUSE). */
 int voro_control_create(struct voro_control **out, const struct voro_config *cfg, const struct voro_control_hooks *hooks);
-/* Registers an admin endpoint (exact path match, GET/HEAD). `ctx` is borrowed. */
+/* Registers an admin endpoint (exact path match, GET/HEAD). `ctx` is borrowed. Not thread-safe:
+ * call before voro_control_run or from the control thread (a handler or hook). */
 int voro_control_register(struct voro_control *c, const char *path, voro_admin_handler handler, void *ctx);
+/* Same with an explicit method set (VORO_ADMIN_* bits; GET implies HEAD); the handler sees
+ * req->method. voro_control_register(...) is voro_control_register_methods(..., VORO_ADMIN_GET, ...).
+ * Registering an existing path replaces its handler (the built-in /healthz included). */
+int voro_control_register_methods(struct voro_control *c, const char *path, unsigned methods,
+                                  voro_admin_handler handler, void *ctx);
+/* The admin server's bound port (useful when admin_bind asked for port 0), 0 if unknown. */
+uint16_t voro_control_admin_port(const struct voro_control *c);
 /* Replaces the health-check targets (pools/servers of `cfg`, borrowed until the next call).
  * Servers keep their state when pool name and server address are unchanged. */
 int voro_control_set_config(struct voro_control *c, const struct voro_config *cfg);
@@ -42,8 +50,10 @@ void voro_control_report_failure(struct voro_control *c, size_t pool, size_t ser
 int voro_control_run(struct voro_control *c);
 /* Thread-safe: makes voro_control_run return. */
 void voro_control_stop(struct voro_control *c);
-/* Closes every handle; call after voro_control_run returned. */
-void voro_control_destroy(struct voro_control *c);
+/* Closes every handle, runs the loop until their close callbacks ran, closes the loop and frees
+ * `c`; call after voro_control_run returned (or without ever running it). Returns
+ * uv_loop_close's result: 0, or a negative errno when a handle was left open (a bug). */
+int voro_control_destroy(struct voro_control *c);
 
 /* Current verdict as last reported (for /stats): 1 up, 0 down. */
 bool voro_control_server_up(const struct voro_control *c, size_t pool, size_t server, const char **reason);
