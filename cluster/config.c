@@ -260,6 +260,7 @@ struct pstate {
     char server_host[VORO_ADDR_TEXT_MAX + 8];
     enum voro_listener_mode server_mode;
     unsigned stats_port;
+    bool listener_failed;
     struct bind_override *ovr;
     size_t n_ovr, ovr_cap;
 };
@@ -1207,6 +1208,10 @@ static void implicit_listener(struct pstate *ps)
         }
         return;
     }
+    if (!ps->server_port) {
+        ps->listener_failed = true; /* already reported; "no listener" would only be noise */
+        return;
+    }
     int old = find_listener(ps->cfg, "default");
     if (old >= 0) {
         add_error(ps, port_line, "[server] port defines listener 'default', which [listener default] at line %d "
@@ -1291,7 +1296,8 @@ static void check_listeners(struct pstate *ps)
         int p = find_pool(cfg, l->pool_name);
         if (p < 0)
             add_error(ps, in->seen[pool_row] ? in->seen[pool_row] : l->line,
-                      "listener '%s' uses unknown pool '%s'", l->name, l->pool_name);
+                      "listener '%s' uses unknown pool '%s'%s", l->name, l->pool_name,
+                      strcmp(l->pool_name, "default") ? "" : " (define it with [backend] or [pool default])");
         else
             l->pool_index = (size_t)p;
     }
@@ -1307,7 +1313,7 @@ static void check_listeners(struct pstate *ps)
                           a_udp ? "udp" : "tcp");
         }
     }
-    if (!cfg->n_listeners)
+    if (!cfg->n_listeners && !ps->listener_failed)
         add_error(ps, ps->last_line > 0 ? ps->last_line : 1,
                   "no listener: set [server] port or add a [listener NAME] section");
 }
