@@ -245,7 +245,8 @@ struct pstate {
     const char *file;
     struct voro_config *cfg;
     struct voro_config_errors *errs;
-    size_t nerr;
+    size_t nerr;   /* errors found */
+    size_t stored; /* errors appended to `errs` (capped) */
     bool oom;
     int last_line;
 
@@ -269,7 +270,7 @@ static void add_error(struct pstate *ps, int line, const char *fmt, ...) __attri
 static void add_error(struct pstate *ps, int line, const char *fmt, ...)
 {
     ps->nerr++;
-    if (!ps->errs || ps->errs->count >= MAX_ERRORS)
+    if (!ps->errs || ps->stored >= MAX_ERRORS)
         return;
     struct voro_config_error *items = realloc(ps->errs->items, (ps->errs->count + 1) * sizeof(*items));
     if (!items) {
@@ -278,6 +279,7 @@ static void add_error(struct pstate *ps, int line, const char *fmt, ...)
     }
     ps->errs->items = items;
     struct voro_config_error *e = &items[ps->errs->count++];
+    ps->stored++;
     int n = snprintf(e->message, sizeof(e->message), "%s:%d: ", ps->file, line);
     if (n < 0 || (size_t)n >= sizeof(e->message))
         n = 0;
@@ -627,14 +629,19 @@ static int set_server_bind(struct pstate *ps, const struct row *r, void *obj, co
     size_t len = strlen(value);
     if (len == 0 || len >= VORO_ADDR_TEXT_MAX - 8)
         return bad_value(why, n, r, value, "expected a numeric address such as 0.0.0.0, :: or 127.0.0.1");
-    bool v6 = strchr(value, ':') && value[0] != '[';
-    snprintf(tmp, sizeof(tmp), v6 ? "[%s]:1" : "%s:1", value);
+    const char *colon = strchr(value, ':');
+    if ((colon && strchr(value, '.')) || strstr(value, "]:"))
+        return bad_value(why, n, r, value, "an address without port is expected here; the port is [server] port");
+    bool v6 = colon && value[0] != '[';
+    if (v6)
+        snprintf(tmp, sizeof(tmp), "[%s]:1", value);
+    else
+        snprintf(tmp, sizeof(tmp), "%s:1", value);
     if (parse_addr(tmp, &sa, sub, sizeof(sub)) < 0)
         return bad_value(why, n, r, value, sub);
-    snprintf(ps->server_host, sizeof(ps->server_host), "%s", v6 ? tmp : value);
     /* keep only the host part: "[::1]:1" -> "[::1]", "1.2.3.4" as written */
-    if (v6)
-        *strrchr(ps->server_host, ':') = '\0';
+    snprintf(ps->server_host, sizeof(ps->server_host), "%s", tmp);
+    *strrchr(ps->server_host, ':') = '\0';
     return 0;
 }
 
@@ -896,6 +903,8 @@ static int set_bind_override(struct pstate *ps, const struct row *r, void *obj, 
     for (size_t i = 0; i < ps->n_ovr; i++)
         if (!strcmp(ps->ovr[i].listener, lname))
             return whyf(why, n, "duplicate key '%s' in [node] (first set at line %d)", key, ps->ovr[i].line);
+    if (ps->n_ovr >= MAX_LISTENERS)
+        return whyf(why, n, "too many bind.LISTENER keys (at most %d)", MAX_LISTENERS);
     struct bind_override o = {.line = line};
     snprintf(o.listener, sizeof(o.listener), "%s", lname);
     if (parse_addr(value, &o.addr, sub, sizeof(sub)) < 0)
@@ -1171,8 +1180,11 @@ static void on_key(struct pstate *ps, const struct voro_ini_event *ev)
     size_t ri = row_index(r);
     if (!(r->flags & (F_REPEAT | F_PATTERN))) {
         if (seen[ri]) {
-            add_error(ps, ev->line, "duplicate key '%s' in [%s] (first set at line %d)", ev->key,
-                      g_sections[ps->cur].name, seen[ri]);
+            const char *inst = ps->cur == SEC_LISTENER ? ps->cfg->listeners[ps->cur_idx].name
+                               : ps->cur == SEC_POOL   ? ps->cfg->pools[ps->cur_idx].name
+                                                       : NULL;
+            add_error(ps, ev->line, "duplicate key '%s' in [%s%s%s] (first set at line %d)", ev->key,
+                      g_sections[ps->cur].name, inst ? " " : "", inst ? inst : "", seen[ri]);
             return;
         }
     }
@@ -1294,12 +1306,26 @@ static void check_listeners(struct pstate *ps)
         if (!in->seen[idle_row])
             l->idle_timeout_ms = l->mode == VORO_MODE_UDP ? cfg->udp_idle_timeout_ms : cfg->idle_timeout_ms;
         int p = find_pool(cfg, l->pool_name);
-        if (p < 0)
-            add_error(ps, in->seen[pool_row] ? in->seen[pool_row] : l->line,
-                      "listener '%s' uses unknown pool '%s'%s", l->name, l->pool_name,
-                      strcmp(l->pool_name, "default") ? "" : " (define it with [backend] or [pool default])");
-        else
+        if (p >= 0) {
             l->pool_index = (size_t)p;
+            continue;
+        }
+        const char *best = NULL;
+        size_t best_d = SIZE_MAX;
+        for (size_t k = 0; k < cfg->n_pools; k++) {
+            size_t d = edit_distance(l->pool_name, cfg->pools[k].name);
+            if (d < best_d) {
+                best_d = d;
+                best = cfg->pools[k].name;
+            }
+        }
+        int line = in->seen[pool_row] ? in->seen[pool_row] : l->line;
+        if (best && close_enough(l->pool_name, best_d))
+            add_error(ps, line, "listener '%s' uses unknown pool '%s'; did you mean '%s'?", l->name, l->pool_name,
+                      best);
+        else
+            add_error(ps, line, "listener '%s' uses unknown pool '%s'%s", l->name, l->pool_name,
+                      strcmp(l->pool_name, "default") ? "" : " (define it with [backend] or [pool default])");
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct voro_listener_config *a = &cfg->listeners[i];
@@ -1354,6 +1380,19 @@ void voro_config_errors_free(struct voro_config_errors *errors)
     free(errors->items);
     errors->items = NULL;
     errors->count = 0;
+}
+
+static void append_raw(struct voro_config_errors *errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append_raw(struct voro_config_errors *errors, const char *fmt, ...)
+{
+    struct voro_config_error *items = realloc(errors->items, (errors->count + 1) * sizeof(*items));
+    if (!items)
+        return;
+    errors->items = items;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(items[errors->count++].message, sizeof(items[0].message), fmt, ap);
+    va_end(ap);
 }
 
 int voro_config_parse(const char *name, const char *text, size_t len, struct voro_config **out,
@@ -1412,10 +1451,13 @@ int voro_config_parse(const char *name, const char *text, size_t len, struct vor
     check_pools(ps);
     check_listeners(ps);
 
-    if (ps->oom)
+    if (ps->oom) {
         rc = -ENOMEM;
-    else if (ps->nerr)
+    } else if (ps->nerr) {
         rc = -EINVAL;
+        if (errors && ps->nerr > ps->stored) /* the list was capped at MAX_ERRORS */
+            append_raw(errors, "%s: %zu more errors not shown", cfg->source_path, ps->nerr - ps->stored);
+    }
 out_free:
     free(it);
     if (ps) {
@@ -1434,13 +1476,8 @@ out_free:
 
 static void io_error(struct voro_config_errors *errors, const char *path, const char *what, int err)
 {
-    if (!errors)
-        return;
-    struct voro_config_error *items = realloc(errors->items, (errors->count + 1) * sizeof(*items));
-    if (!items)
-        return;
-    errors->items = items;
-    snprintf(items[errors->count++].message, sizeof(items[0].message), "%s: %s: %s", path, what, strerror(err));
+    if (errors)
+        append_raw(errors, "%s: %s: %s", path, what, strerror(err));
 }
 
 int voro_config_load(const char *path, struct voro_config **out, struct voro_config_errors *errors)

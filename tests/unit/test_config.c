@@ -382,7 +382,8 @@ static void test_unknown_and_suggestions(void **state)
 static void test_duplicates(void **state)
 {
     (void)state;
-    expect_error(BASE "retries = 1\nretries = 2\n", "t.conf:7: duplicate key 'retries' in [pool] (first set at line 6)");
+    expect_error(BASE "retries = 1\nretries = 2\n",
+                 "t.conf:7: duplicate key 'retries' in [pool p] (first set at line 6)");
     expect_error("[limit]\nglobal_qps = 1\n" BASE "[limit]\nglobal_qps = 2\n",
                  "t.conf:9: duplicate key 'global_qps' in [limit] (first set at line 2)");
     expect_error(BASE "[listener l]\n", "t.conf:6: duplicate listener 'l' (first defined at line 1)");
@@ -408,6 +409,8 @@ static void test_structure_errors(void **state)
                  "t.conf:3: listener 'l' uses unknown pool 'nope'");
     expect_error("[listener l]\nbind = 127.0.0.1:1\n[pool p]\nserver = a 127.0.0.1:2\n",
                  "t.conf:1: listener 'l' uses unknown pool 'default' (define it with [backend] or [pool default])");
+    expect_error("[listener l]\nbind = 127.0.0.1:1\npool = q\n[pool alpha]\nserver = a 127.0.0.1:2\n[pool qq]\nserver = a 127.0.0.1:2\n",
+                 "t.conf:3: listener 'l' uses unknown pool 'q'; did you mean 'qq'?");
     expect_error("[listener l]\npool = p\n[pool p]\nserver = a 127.0.0.1:2\n",
                  "t.conf:1: listener 'l' has no bind address (bind = ADDR:PORT)");
     expect_error(BASE "[pool empty]\n", "t.conf:6: pool 'empty' has no servers (add server = NAME ADDR:PORT)");
@@ -419,6 +422,15 @@ static void test_structure_errors(void **state)
                  "t.conf:6: listeners 'l' and 'm' both bind 127.0.0.1:8080/tcp");
     expect_error("[pool p]\nserver = a 127.0.0.1:2\n", "t.conf:2: no listener: set [server] port or add a [listener NAME] section");
     expect_error("", "t.conf:1: no listener: set [server] port or add a [listener NAME] section");
+    expect_error("[server]\nport = 1\nbind = 127.0.0.1:80\n[backend]\nb = 127.0.0.1:1\n",
+                 "t.conf:3: bad value '127.0.0.1:80' for bind in [server]: an address without port is expected here; "
+                 "the port is [server] port");
+    expect_error("[server]\nport = 1\nbind = [::1]:80\n[backend]\nb = 127.0.0.1:1\n",
+                 "t.conf:3: bad value '[::1]:80' for bind in [server]: an address without port is expected here; "
+                 "the port is [server] port");
+    expect_error("[server]\nport = 1\nbind = example.com\n[backend]\nb = 127.0.0.1:1\n",
+                 "t.conf:3: bad value 'example.com' for bind in [server]: 'example.com' is a hostname; only numeric "
+                 "addresses are accepted (no DNS), e.g. 127.0.0.1");
     expect_error(BASE "[server]\nbind = 127.0.0.1\n", "t.conf:7: [server] bind has no effect without [server] port");
     expect_error(BASE "[node]\nbind.zz = 127.0.0.1:1\n", "t.conf:7: bind.zz: no listener named 'zz'");
 
@@ -531,6 +543,18 @@ static void test_collects_all_errors(void **state)
                         "t.conf:2: bad value 'x' for port in [server]: expected a port 1..65535");
     voro_config_errors_free(&errs);
     assert_null(errs.items);
+
+    /* a garbage file gives a bounded list that says how much was left out */
+    char *text = malloc(20 * 1000 + 16);
+    assert_non_null(text);
+    size_t n = (size_t)sprintf(text, "[limit]\n");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)sprintf(text + n, "x%d = 1\n", i);
+    assert_int_equal(parse(text, &cfg, &errs), -EINVAL);
+    assert_int_equal(errs.count, 201);
+    assert_string_equal(errs.items[200].message, "t.conf: 801 more errors not shown"); /* + no listener */
+    voro_config_errors_free(&errs);
+    free(text);
 
     /* errors may be NULL: still fails */
     assert_int_equal(parse("[server]\nport = x\n", &cfg, NULL), -EINVAL);
