@@ -758,6 +758,39 @@ static void test_schema(void **state)
     assert_true(have_bind_override);
 }
 
+/* Every literal default in the schema (and so in the docs) is itself a valid value. */
+static void test_schema_defaults_parse(void **state)
+{
+    (void)state;
+    size_t count;
+    const struct voro_config_key_info *s = voro_config_schema(&count);
+    int checked = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *d = s[i].default_value;
+        if (!strcmp(d, "-") || d[0] == '(' || d[0] == '[' || !strcmp(s[i].key, "*"))
+            continue;
+        char text[1024];
+        if (!strcmp(s[i].section, "pool"))
+            snprintf(text, sizeof(text), BASE "%s = %s\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "listener") && !strcmp(s[i].key, "pool"))
+            snprintf(text, sizeof(text), BASE "[listener m]\nbind = 127.0.0.1:9999\npool = %s\n[pool %s]\n"
+                                              "server = a 127.0.0.1:1\n", d, d);
+        else if (!strcmp(s[i].section, "listener"))
+            snprintf(text, sizeof(text), BASE "[listener m]\nbind = 127.0.0.1:9999\npool = p\n%s = %s\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "server") && (!strcmp(s[i].key, "bind") || !strcmp(s[i].key, "mode")))
+            snprintf(text, sizeof(text), "[server]\nport = 1\n%s = %s\n[backend]\nb = 127.0.0.1:1\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "balancer"))
+            snprintf(text, sizeof(text), "[server]\nport = 1\n[backend]\nb = 127.0.0.1:1\n[balancer]\n%s = %s\n",
+                     s[i].key, d);
+        else
+            snprintf(text, sizeof(text), BASE "[%s]\n%s = %s\n", s[i].section, s[i].key, d);
+        struct voro_config *cfg = parse_ok(text);
+        voro_config_free(cfg);
+        checked++;
+    }
+    assert_true(checked > 25);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_doc_matches_schema),
         cmocka_unit_test(test_doc_examples_valid),
         cmocka_unit_test(test_schema),
+        cmocka_unit_test(test_schema_defaults_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
