@@ -1,0 +1,1532 @@
+/* Typed node configuration: a schema table drives parsing, defaults, validation and the docs. */
+#include "cluster/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto/ini.h"
+
+#define MAX_ERRORS 200          /* keeps a garbage file from producing megabytes of messages */
+#define MAX_LISTENERS 1024
+#define MAX_POOLS 1024
+#define MAX_FILE_BYTES (4u << 20)
+#define MAX_THREADS 256
+
+enum section {
+    SEC_SERVER,
+    SEC_BACKEND,
+    SEC_BALANCER,
+    SEC_LIMIT,
+    SEC_MONITOR,
+    SEC_NODE,
+    SEC_TIMEOUTS,
+    SEC_LISTENER,
+    SEC_POOL,
+    SEC_COUNT,
+};
+
+static const struct {
+    const char *name;
+    bool named; /* written as [type NAME] */
+} g_sections[SEC_COUNT] = {
+    [SEC_SERVER] = {"server", false},   [SEC_BACKEND] = {"backend", false}, [SEC_BALANCER] = {"balancer", false},
+    [SEC_LIMIT] = {"limit", false},     [SEC_MONITOR] = {"monitor", false}, [SEC_NODE] = {"node", false},
+    [SEC_TIMEOUTS] = {"timeouts", false}, [SEC_LISTENER] = {"listener", true}, [SEC_POOL] = {"pool", true},
+};
+
+enum kind { K_UINT, K_BOOL, K_DURATION, K_SIZE, K_STRING, K_ENUM, K_FLOAT, K_ADDR, K_CUSTOM };
+enum target { T_CFG, T_LISTENER, T_POOL };
+
+#define F_REPEAT 1u    /* may appear more than once in a section (pool `server`) */
+#define F_NODEFAULT 2u /* the default is computed or lives elsewhere: do not apply the text */
+#define F_PATTERN 4u   /* key is a pattern: "*" any key, "bind.*" any key with that prefix */
+
+struct pstate;
+struct row;
+typedef int (*setter_fn)(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                         int line, char *why, size_t n);
+
+struct row {
+    enum section sec;
+    const char *key;
+    enum voro_config_scope scope;
+    const char *type;
+    const char *def;
+    enum kind kind;
+    enum target target;
+    size_t off;
+    double min, max; /* K_UINT, K_DURATION (ms), K_SIZE (bytes), K_FLOAT, K_STRING (max length) */
+    const char *choices; /* K_ENUM: "a|b|c", index = stored int */
+    setter_fn set;
+    unsigned flags;
+    const char *doc;
+};
+
+static int set_server_port(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                           size_t);
+static int set_server_bind(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                           size_t);
+static int set_server_mode(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                           size_t);
+static int set_threads(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                       size_t);
+static int set_buffers(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                       size_t);
+static int set_log_level(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                         size_t);
+static int set_backend(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                       size_t);
+static int set_balancer(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                        size_t);
+static int set_stats_port(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                          size_t);
+static int set_node_name(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                         size_t);
+static int set_bind_override(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                             size_t);
+static int set_algorithm(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                         size_t);
+static int set_pool_server(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                           size_t);
+
+#define NODE VORO_SCOPE_NODE
+#define CLUSTER VORO_SCOPE_CLUSTER
+#define CFG(f) T_CFG, offsetof(struct voro_config, f)
+#define LIS(f) T_LISTENER, offsetof(struct voro_listener_config, f)
+#define POOL(f) T_POOL, offsetof(struct voro_pool_config, f)
+#define NONE T_CFG, 0
+#define ALGOS "round_robin|least_connections|consistent_hash|power_of_two"
+#define H1 3600000.0
+#define U32 4294967295.0
+
+/* The one table: parsing, defaults, voro_config_schema() and docs/config.md all follow it. */
+static const struct row g_rows[] = {
+    {SEC_SERVER, "port", CLUSTER, "port", "-", K_CUSTOM, NONE, 1, 65535, NULL, set_server_port, 0,
+     "Port of the implicit listener \"default\" (pool \"default\"); without it [server] defines no listener."},
+    {SEC_SERVER, "bind", CLUSTER, "host", "0.0.0.0", K_CUSTOM, NONE, 0, 0, NULL, set_server_bind, 0,
+     "Address the implicit listener binds (numeric IPv4 or IPv6, or *)."},
+    {SEC_SERVER, "mode", CLUSTER, "enum(tcp|udp|http)", "tcp", K_CUSTOM, NONE, 0, 0, "tcp|udp|http",
+     set_server_mode, 0, "Protocol of the implicit listener."},
+    {SEC_SERVER, "threads", NODE, "uint|auto", "auto", K_CUSTOM, NONE, 1, MAX_THREADS, NULL, set_threads, 0,
+     "Worker threads, 1..256; auto = online CPUs."},
+    {SEC_SERVER, "io_model", NODE, "enum(io_uring|epoll|poll|select)", "io_uring", K_ENUM, CFG(io_model), 0, 0,
+     "io_uring|epoll|poll|select", NULL, 0, "Event loop backend of the workers."},
+    {SEC_SERVER, "hugepages", NODE, "bool", "false", K_BOOL, CFG(hugepages), 0, 0, NULL, NULL, 0,
+     "Back the receive buffer pool with huge pages (falls back with a log line)."},
+    {SEC_SERVER, "buffer_size", NODE, "size", "16k", K_SIZE, CFG(buf_size), 1024, 1048576, NULL, NULL, 0,
+     "Bytes per receive buffer, 1k..1m."},
+    {SEC_SERVER, "buffers", NODE, "uint", "1024", K_CUSTOM, CFG(buf_count), 16, 32768, NULL, set_buffers, 0,
+     "Receive buffers per worker, a power of two in 16..32768."},
+    {SEC_SERVER, "log_level", NODE, "enum(debug|info|warn|error)", "info", K_CUSTOM, NONE, 0, 0,
+     "debug|info|warn|error", set_log_level, 0, "Minimum level of log lines written to stderr."},
+
+    {SEC_BACKEND, "*", CLUSTER, "backend", "-", K_CUSTOM, NONE, 0, 0, NULL, set_backend, F_PATTERN,
+     "Each key is a server of pool \"default\": NAME = ADDR:PORT [weight=N]."},
+
+    {SEC_BALANCER, "algorithm", CLUSTER, "enum(" ALGOS ")", "round_robin", K_CUSTOM, NONE, 0, 0, ALGOS,
+     set_balancer, F_NODEFAULT, "Algorithm of pool \"default\"."},
+    {SEC_BALANCER, "hash_balance_factor", CLUSTER, "float", "1.25", K_CUSTOM, NONE, 1.0, 100.0, NULL,
+     set_balancer, F_NODEFAULT, "Bounded-load factor of pool \"default\" (consistent_hash), 1.0..100."},
+
+    {SEC_LIMIT, "max_connections", CLUSTER, "uint", "0", K_UINT, CFG(max_connections), 0, U32, NULL, NULL, 0,
+     "Client connections open at once on this node; 0 = unlimited."},
+    {SEC_LIMIT, "max_connections_per_ip", CLUSTER, "uint", "0", K_UINT, CFG(max_connections_per_ip), 0, U32, NULL,
+     NULL, 0, "Client connections open at once from one client address; 0 = unlimited."},
+    {SEC_LIMIT, "global_qps", CLUSTER, "uint", "0", K_UINT, CFG(global_qps), 0, U32, NULL, NULL, 0,
+     "New connections (L4) per second accepted by the node; 0 = unlimited."},
+    {SEC_LIMIT, "per_ip_table_size", CLUSTER, "uint", "65536", K_UINT, CFG(per_ip_table_size), 64, 16777216, NULL,
+     NULL, 0, "Entries of the bounded table counting connections per client address, 64..16777216."},
+
+    {SEC_MONITOR, "enable_dashboard", NODE, "bool", "true", K_BOOL, CFG(enable_dashboard), 0, 0, NULL, NULL, 0,
+     "Serve /dashboard on the admin server."},
+    {SEC_MONITOR, "stats_port", NODE, "port", "9100", K_CUSTOM, NONE, 1, 65535, NULL, set_stats_port, 0,
+     "Port of the admin server (/stats, /metrics, /dashboard) on 127.0.0.1; [node] admin_address overrides it."},
+
+    {SEC_NODE, "name", NODE, "name", "(hostname)", K_CUSTOM, NONE, 0, VORO_NAME_MAX - 1, NULL, set_node_name,
+     F_NODEFAULT, "Name of this node in the cluster; letters, digits, '_', '-', '.'."},
+    {SEC_NODE, "data_dir", NODE, "path", "/var/lib/voro", K_STRING, CFG(data_dir), 0, 255, NULL, NULL, 0,
+     "Directory for the node's persistent state."},
+    {SEC_NODE, "admin_address", NODE, "addr", "127.0.0.1:9100", K_ADDR, CFG(admin_bind), 0, 0, NULL, NULL, 0,
+     "ADDR:PORT of the admin server; overrides [monitor] stats_port."},
+    {SEC_NODE, "bind.*", NODE, "addr", "-", K_CUSTOM, NONE, 0, 0, NULL, set_bind_override, F_PATTERN,
+     "bind.LISTENER = ADDR:PORT overrides that listener's bind address on this node only."},
+
+    {SEC_TIMEOUTS, "connect", CLUSTER, "duration", "3s", K_DURATION, CFG(connect_timeout_ms), 1, H1, NULL, NULL, 0,
+     "Default time to connect to a server (pool connect_timeout), 1ms..1h."},
+    {SEC_TIMEOUTS, "idle", CLUSTER, "duration", "5m", K_DURATION, CFG(idle_timeout_ms), 0, 24 * H1, NULL, NULL, 0,
+     "Default idle timeout of TCP and HTTP listeners (both sides idle), 0 = none, up to 24h."},
+    {SEC_TIMEOUTS, "udp_idle", CLUSTER, "duration", "30s", K_DURATION, CFG(udp_idle_timeout_ms), 1, H1, NULL, NULL,
+     0, "Default expiry of an idle UDP session, 1ms..1h."},
+    {SEC_TIMEOUTS, "drain", CLUSTER, "duration", "30s", K_DURATION, CFG(drain_timeout_ms), 0, H1, NULL, NULL, 0,
+     "Grace period for open connections after SIGTERM, 0..1h."},
+
+    {SEC_LISTENER, "mode", CLUSTER, "enum(tcp|udp|http)", "tcp", K_ENUM, LIS(mode), 0, 0, "tcp|udp|http", NULL, 0,
+     "Protocol of the listener."},
+    {SEC_LISTENER, "bind", CLUSTER, "addr", "-", K_ADDR, LIS(bind), 0, 0, NULL, NULL, 0,
+     "ADDR:PORT to listen on (required): 127.0.0.1:8080, [::1]:8080, *:8080."},
+    {SEC_LISTENER, "pool", CLUSTER, "name", "default", K_STRING, LIS(pool_name), 0, VORO_NAME_MAX - 1, NULL, NULL,
+     0, "Pool the listener forwards to."},
+    {SEC_LISTENER, "idle_timeout", CLUSTER, "duration", "[timeouts] idle", K_DURATION, LIS(idle_timeout_ms), 0,
+     24 * H1, NULL, NULL, F_NODEFAULT, "Idle timeout; the default is [timeouts] idle (udp: [timeouts] udp_idle)."},
+
+    {SEC_POOL, "algorithm", CLUSTER, "enum(" ALGOS ")", "round_robin", K_CUSTOM, NONE, 0, 0, ALGOS, set_algorithm,
+     0, "Load-balancing algorithm."},
+    {SEC_POOL, "server", CLUSTER, "server", "-", K_CUSTOM, NONE, 0, 0, NULL, set_pool_server, F_REPEAT,
+     "A server, repeatable: NAME ADDR:PORT [weight=N]; weight 1..256 (default 1), 0 = drained."},
+    {SEC_POOL, "health_check", CLUSTER, "enum(none|tcp)", "tcp", K_ENUM, POOL(health.type), 0, 0, "none|tcp", NULL,
+     0, "Active health check: tcp connects, none assumes servers are up."},
+    {SEC_POOL, "health_interval", CLUSTER, "duration", "2s", K_DURATION, POOL(health.interval_ms), 100, H1, NULL,
+     NULL, 0, "Time between health checks of one server, 100ms..1h."},
+    {SEC_POOL, "health_timeout", CLUSTER, "duration", "1s", K_DURATION, POOL(health.timeout_ms), 1, H1, NULL, NULL,
+     0, "Time a health check may take, 1ms..1h."},
+    {SEC_POOL, "health_rise", CLUSTER, "uint", "2", K_UINT, POOL(health.rise), 1, 100, NULL, NULL, 0,
+     "Consecutive successes that mark a server up, 1..100."},
+    {SEC_POOL, "health_fall", CLUSTER, "uint", "3", K_UINT, POOL(health.fall), 1, 100, NULL, NULL, 0,
+     "Consecutive failures that mark a server down, 1..100."},
+    {SEC_POOL, "connect_timeout", CLUSTER, "duration", "[timeouts] connect", K_DURATION, POOL(connect_timeout_ms),
+     1, H1, NULL, NULL, F_NODEFAULT, "Time to connect to a server, 1ms..1h."},
+    {SEC_POOL, "retries", CLUSTER, "uint", "2", K_UINT, POOL(retries), 0, 16, NULL, NULL, 0,
+     "Connect attempts on other servers after a failed one, 0..16."},
+    {SEC_POOL, "hash_balance_factor", CLUSTER, "float", "1.25", K_FLOAT, POOL(hash_balance_factor), 1.0, 100.0,
+     NULL, NULL, 0, "consistent_hash bounded load: no server gets more than factor x average, 1.0..100."},
+};
+#define N_ROWS (sizeof(g_rows) / sizeof(g_rows[0]))
+
+static struct voro_config_key_info g_schema[N_ROWS];
+static pthread_once_t g_schema_once = PTHREAD_ONCE_INIT;
+
+static void schema_build(void)
+{
+    for (size_t i = 0; i < N_ROWS; i++) {
+        g_schema[i] = (struct voro_config_key_info){
+            .section = g_sections[g_rows[i].sec].name,
+            .key = g_rows[i].key,
+            .scope = g_rows[i].scope,
+            .type = g_rows[i].type,
+            .default_value = g_rows[i].def,
+        };
+    }
+}
+
+const struct voro_config_key_info *voro_config_schema(size_t *count)
+{
+    pthread_once(&g_schema_once, schema_build);
+    if (count)
+        *count = N_ROWS;
+    return g_schema;
+}
+
+/* ---- parse state ---- */
+
+struct inst {
+    int seen[N_ROWS]; /* line where each key was set, 0 = not set */
+    bool implicit;    /* created by [backend] / [balancer], not by [pool default] */
+    size_t srv_cap;
+};
+
+struct bind_override {
+    char listener[VORO_NAME_MAX];
+    struct voro_sockaddr addr;
+    int line;
+};
+
+struct pstate {
+    const char *file;
+    struct voro_config *cfg;
+    struct voro_config_errors *errs;
+    size_t nerr;   /* errors found */
+    size_t stored; /* errors appended to `errs` (capped) */
+    bool oom;
+    int last_line;
+
+    enum section cur; /* SEC_COUNT = none or an unusable section: keys are skipped */
+    size_t cur_idx;   /* listener or pool index for named sections */
+    int seen[N_ROWS]; /* unnamed sections */
+    struct inst *linst;
+    struct inst *pinst;
+    size_t lcap, pcap;
+
+    unsigned server_port;
+    char server_host[VORO_ADDR_TEXT_MAX + 8];
+    enum voro_listener_mode server_mode;
+    unsigned stats_port;
+    bool listener_failed;
+    struct bind_override *ovr;
+    size_t n_ovr, ovr_cap;
+};
+
+static void add_error(struct pstate *ps, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_error(struct pstate *ps, int line, const char *fmt, ...)
+{
+    ps->nerr++;
+    if (!ps->errs || ps->stored >= MAX_ERRORS)
+        return;
+    struct voro_config_error *items = realloc(ps->errs->items, (ps->errs->count + 1) * sizeof(*items));
+    if (!items) {
+        ps->oom = true;
+        return;
+    }
+    ps->errs->items = items;
+    struct voro_config_error *e = &items[ps->errs->count++];
+    ps->stored++;
+    int n = snprintf(e->message, sizeof(e->message), "%s:%d: ", ps->file, line);
+    if (n < 0 || (size_t)n >= sizeof(e->message))
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message + n, sizeof(e->message) - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static int whyf(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int whyf(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int bad_value(char *why, size_t n, const struct row *r, const char *value, const char *reason)
+{
+    return whyf(why, n, "bad value '%.80s' for %s in [%s]: %s", value, r->key, g_sections[r->sec].name, reason);
+}
+
+/* ---- value parsers ---- */
+
+static int parse_u64(const char *s, uint64_t *out, const char **end)
+{
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    uint64_t v = 0;
+    while (isdigit((unsigned char)*s)) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+        s++;
+    }
+    *out = v;
+    *end = s;
+    return 0;
+}
+
+static bool name_ok(const char *s)
+{
+    if (!*s || strlen(s) >= VORO_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+            return false;
+    return true;
+}
+
+static int parse_duration_ms(const char *s, uint64_t *out, char *why, size_t n)
+{
+    uint64_t v;
+    const char *end;
+    if (parse_u64(s, &v, &end) < 0)
+        return whyf(why, n, "expected a number with a unit: 500ms, 3s, 2m, 1h");
+    uint64_t mul;
+    if (!*end) {
+        if (v != 0)
+            return whyf(why, n, "a duration needs a unit (ms, s, m, h), e.g. %llus or %llums", (unsigned long long)v,
+                        (unsigned long long)v);
+        mul = 1;
+    } else if (!strcmp(end, "ms")) {
+        mul = 1;
+    } else if (!strcmp(end, "s")) {
+        mul = 1000;
+    } else if (!strcmp(end, "m")) {
+        mul = 60000;
+    } else if (!strcmp(end, "h")) {
+        mul = 3600000;
+    } else {
+        return whyf(why, n, "unknown unit '%.20s' (use ms, s, m or h)", end);
+    }
+    if (v > UINT32_MAX / mul)
+        return whyf(why, n, "too long");
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_size(const char *s, uint64_t *out, char *why, size_t n)
+{
+    uint64_t v;
+    const char *end;
+    if (parse_u64(s, &v, &end) < 0)
+        return whyf(why, n, "expected bytes with an optional k or m suffix: 16384, 16k, 1m");
+    uint64_t mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024;
+    else if (*end)
+        return whyf(why, n, "unknown suffix '%.20s' (use k or m)", end);
+    if (*end && end[1])
+        return whyf(why, n, "unknown suffix '%.20s' (use k or m)", end);
+    if (v > UINT32_MAX / mul)
+        return whyf(why, n, "too large");
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "on", "yes", "1"};
+    static const char *const no[] = {"false", "off", "no", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (!strcasecmp(s, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* Index of `s` in "a|b|c", or -1. */
+static int enum_index(const char *choices, const char *s)
+{
+    size_t len = strlen(s);
+    int idx = 0;
+    for (const char *p = choices; *p; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && !memcmp(p, s, n))
+            return idx;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static int enum_value(const struct row *r, const char *value, int *out, char *why, size_t n)
+{
+    int idx = enum_index(r->choices, value);
+    if (idx < 0) {
+        char reason[200];
+        snprintf(reason, sizeof(reason), "expected one of %s", r->choices);
+        return bad_value(why, n, r, value, reason);
+    }
+    *out = idx;
+    return 0;
+}
+
+static int parse_port(const char *s, unsigned *out)
+{
+    uint64_t v;
+    const char *end;
+    if (parse_u64(s, &v, &end) < 0 || *end || v < 1 || v > 65535)
+        return -EINVAL;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static bool looks_like_hostname(const char *h)
+{
+    for (; *h; h++)
+        if (isalpha((unsigned char)*h) && !isxdigit((unsigned char)*h))
+            return true;
+    return false;
+}
+
+/* Parses "IPv4:PORT", "[IPv6]:PORT" or "*:PORT" with a human reason on failure. */
+static int parse_addr(const char *text, struct voro_sockaddr *out, char *why, size_t n)
+{
+    char host[VORO_ADDR_TEXT_MAX];
+    const char *port_s;
+    bool v6;
+    size_t tlen = strlen(text);
+    memset(out, 0, sizeof(*out));
+    if (!tlen)
+        return whyf(why, n, "empty address (expected ADDR:PORT)");
+    if (tlen >= VORO_ADDR_TEXT_MAX)
+        return whyf(why, n, "address too long");
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close)
+            return whyf(why, n, "missing ']' in IPv6 address '%s' (expected [ADDR]:PORT)", text);
+        size_t hl = (size_t)(close - text - 1);
+        memcpy(host, text + 1, hl);
+        host[hl] = '\0';
+        if (close[1] != ':')
+            return whyf(why, n, "expected ':PORT' after ']' in '%s'", text);
+        port_s = close + 2;
+        v6 = true;
+        struct in_addr a4;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+            return whyf(why, n, "'%s' is an IPv4 address: write it without brackets", host);
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon)
+            return whyf(why, n, "missing ':PORT' in '%s'", text);
+        if (strchr(text, ':') != colon)
+            return whyf(why, n, "IPv6 addresses need brackets: write [ADDR]:PORT, e.g. [::1]:8080");
+        if (strchr(text, ']'))
+            return whyf(why, n, "unexpected ']' in '%s' (IPv6: [ADDR]:PORT)", text);
+        size_t hl = (size_t)(colon - text);
+        memcpy(host, text, hl);
+        host[hl] = '\0';
+        port_s = colon + 1;
+        v6 = false;
+        if (!strcmp(host, "*"))
+            strcpy(host, "0.0.0.0");
+    }
+    unsigned port;
+    if (parse_port(port_s, &port) < 0)
+        return whyf(why, n, "bad port '%s' (expected 1..65535)", port_s);
+    if (!*host)
+        return whyf(why, n, "missing address before ':%s' (use * for all addresses)", port_s);
+    if (v6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&out->ss;
+        if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+            return whyf(why, n, "'%s' is not a valid IPv6 address", host);
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons((uint16_t)port);
+        out->len = sizeof(*sa);
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &sa->sin6_addr, buf, sizeof(buf));
+        snprintf(out->text, sizeof(out->text), "[%s]:%u", buf, port);
+    } else {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&out->ss;
+        if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+            if (looks_like_hostname(host))
+                return whyf(why, n,
+                            "'%s' is a hostname; only numeric addresses are accepted (no DNS), e.g. 127.0.0.1",
+                            host);
+            return whyf(why, n, "'%s' is not a valid IPv4 address", host);
+        }
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons((uint16_t)port);
+        out->len = sizeof(*sa);
+        char buf[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sa->sin_addr, buf, sizeof(buf));
+        snprintf(out->text, sizeof(out->text), "%s:%u", buf, port);
+    }
+    return 0;
+}
+
+int voro_sockaddr_parse(const char *text, struct voro_sockaddr *out)
+{
+    char why[160];
+    if (!text || !out)
+        return -EINVAL;
+    return parse_addr(text, out, why, sizeof(why));
+}
+
+/* ---- generic setter ---- */
+
+static int set_generic(const struct row *r, void *obj, const char *value, char *why, size_t n)
+{
+    char *field = (char *)obj + r->off;
+    char reason[200];
+    uint64_t v = 0;
+    const char *end;
+    switch (r->kind) {
+    case K_UINT:
+        if (parse_u64(value, &v, &end) < 0 || *end || (double)v < r->min || (double)v > r->max) {
+            snprintf(reason, sizeof(reason), "expected an integer %.0f..%.0f", r->min, r->max);
+            return bad_value(why, n, r, value, reason);
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    case K_DURATION:
+    case K_SIZE: {
+        char sub[120];
+        int rc = r->kind == K_DURATION ? parse_duration_ms(value, &v, sub, sizeof(sub))
+                                       : parse_size(value, &v, sub, sizeof(sub));
+        if (rc < 0)
+            return bad_value(why, n, r, value, sub);
+        if ((double)v < r->min || (double)v > r->max) {
+            if (r->kind == K_DURATION)
+                snprintf(reason, sizeof(reason), "out of range %.0fms..%.0fms", r->min, r->max);
+            else
+                snprintf(reason, sizeof(reason), "out of range %.0f..%.0f bytes", r->min, r->max);
+            return bad_value(why, n, r, value, reason);
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    }
+    case K_BOOL:
+        if (parse_bool(value, (bool *)field) < 0)
+            return bad_value(why, n, r, value, "expected true/false, on/off, yes/no or 1/0");
+        return 0;
+    case K_STRING: {
+        size_t len = strlen(value);
+        if (!len || (double)len > r->max) {
+            snprintf(reason, sizeof(reason), "expected 1..%.0f characters", r->max);
+            return bad_value(why, n, r, value, reason);
+        }
+        if (!strcmp(r->type, "name") && !name_ok(value))
+            return bad_value(why, n, r, value, "a name uses letters, digits, '_', '-' and '.'");
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    case K_ENUM: {
+        int idx;
+        if (enum_value(r, value, &idx, why, n) < 0)
+            return -EINVAL;
+        *(int *)field = idx;
+        return 0;
+    }
+    case K_FLOAT: {
+        char *e;
+        errno = 0;
+        double d = strtod(value, &e);
+        if (!*value || *e || errno || !isfinite(d) || d < r->min || d > r->max) {
+            snprintf(reason, sizeof(reason), "expected a number %.1f..%.1f", r->min, r->max);
+            return bad_value(why, n, r, value, reason);
+        }
+        *(double *)field = d;
+        return 0;
+    }
+    case K_ADDR: {
+        char sub[200];
+        if (parse_addr(value, (struct voro_sockaddr *)field, sub, sizeof(sub)) < 0)
+            return bad_value(why, n, r, value, sub);
+        return 0;
+    }
+    case K_CUSTOM:
+        break;
+    }
+    return whyf(why, n, "internal: no setter for %s", r->key);
+}
+
+/* ---- custom setters ---- */
+
+static int set_server_port(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                           int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    if (parse_port(value, &ps->server_port) < 0)
+        return bad_value(why, n, r, value, "expected a port 1..65535");
+    return 0;
+}
+
+static int set_server_bind(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                           int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    char tmp[VORO_ADDR_TEXT_MAX + 8], sub[200];
+    struct voro_sockaddr sa;
+    size_t len = strlen(value);
+    if (len == 0 || len >= VORO_ADDR_TEXT_MAX - 8)
+        return bad_value(why, n, r, value, "expected a numeric address such as 0.0.0.0, :: or 127.0.0.1");
+    const char *colon = strchr(value, ':');
+    if ((colon && strchr(value, '.')) || strstr(value, "]:"))
+        return bad_value(why, n, r, value, "an address without port is expected here; the port is [server] port");
+    bool v6 = colon && value[0] != '[';
+    if (v6)
+        snprintf(tmp, sizeof(tmp), "[%s]:1", value);
+    else
+        snprintf(tmp, sizeof(tmp), "%s:1", value);
+    if (parse_addr(tmp, &sa, sub, sizeof(sub)) < 0)
+        return bad_value(why, n, r, value, sub);
+    /* keep only the host part: "[::1]:1" -> "[::1]", "1.2.3.4" as written */
+    snprintf(ps->server_host, sizeof(ps->server_host), "%s", tmp);
+    *strrchr(ps->server_host, ':') = '\0';
+    return 0;
+}
+
+static int set_server_mode(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                           int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    int idx;
+    if (enum_value(r, value, &idx, why, n) < 0)
+        return -EINVAL;
+    ps->server_mode = (enum voro_listener_mode)idx;
+    return 0;
+}
+
+static int set_threads(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                       int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    uint64_t v;
+    const char *end;
+    if (!strcmp(value, "auto")) {
+        ps->cfg->threads_auto = true;
+        ps->cfg->threads = 0;
+        return 0;
+    }
+    if (parse_u64(value, &v, &end) < 0 || *end || v < 1 || v > MAX_THREADS)
+        return bad_value(why, n, r, value, "expected 1..256 or auto");
+    ps->cfg->threads_auto = false;
+    ps->cfg->threads = (unsigned)v;
+    return 0;
+}
+
+static int set_buffers(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                       int line, char *why, size_t n)
+{
+    (void)key, (void)line, (void)ps;
+    if (set_generic(&(struct row){.sec = r->sec, .key = r->key, .kind = K_UINT, .off = r->off, .min = r->min,
+                                  .max = r->max},
+                    obj, value, why, n) < 0)
+        return -EINVAL;
+    uint32_t v = *(uint32_t *)((char *)obj + r->off);
+    if (v & (v - 1))
+        return bad_value(why, n, r, value, "must be a power of two (16, 32, ... 32768)");
+    return 0;
+}
+
+static int set_log_level(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                         int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    int idx;
+    if (enum_value(r, value, &idx, why, n) < 0)
+        return -EINVAL;
+    snprintf(ps->cfg->log_level, sizeof(ps->cfg->log_level), "%s", value);
+    return 0;
+}
+
+static int set_stats_port(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                          int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    if (parse_port(value, &ps->stats_port) < 0)
+        return bad_value(why, n, r, value, "expected a port 1..65535");
+    return 0;
+}
+
+static int set_node_name(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                         int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    if (!name_ok(value))
+        return bad_value(why, n, r, value, "a name has 1..63 letters, digits, '_', '-' or '.'");
+    snprintf(ps->cfg->node_name, sizeof(ps->cfg->node_name), "%s", value);
+    return 0;
+}
+
+static int algorithm_value(const struct row *r, const char *value, enum voro_lb_algorithm *out, char *why, size_t n)
+{
+    static const char *const later[] = {"gpu_aware", "ewma", "queue_length"};
+    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+        if (!strcmp(value, later[i]))
+            return whyf(why, n,
+                        "algorithm '%s' is not available yet (it comes with the L7 gateway); use round_robin, "
+                        "least_connections, consistent_hash or power_of_two",
+                        value);
+    int idx;
+    if (enum_value(r, value, &idx, why, n) < 0)
+        return -EINVAL;
+    *out = (enum voro_lb_algorithm)idx;
+    return 0;
+}
+
+static int set_algorithm(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                         int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    return algorithm_value(r, value, &((struct voro_pool_config *)obj)->algorithm, why, n);
+}
+
+static const struct row *find_row(enum section sec, const char *key);
+static void pool_defaults(struct pstate *ps, struct voro_pool_config *pool);
+
+/* Appends a pool; returns its index or -ENOMEM / -E2BIG. */
+static int add_pool(struct pstate *ps, const char *name, int line)
+{
+    struct voro_config *cfg = ps->cfg;
+    if (cfg->n_pools >= MAX_POOLS)
+        return -E2BIG;
+    if (cfg->n_pools == ps->pcap) {
+        size_t cap = ps->pcap ? ps->pcap * 2 : 4;
+        struct voro_pool_config *p = realloc(cfg->pools, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        cfg->pools = p;
+        struct inst *in = realloc(ps->pinst, cap * sizeof(*in));
+        if (!in)
+            return -ENOMEM;
+        ps->pinst = in;
+        ps->pcap = cap;
+    }
+    size_t i = cfg->n_pools++;
+    memset(&cfg->pools[i], 0, sizeof(cfg->pools[i]));
+    memset(&ps->pinst[i], 0, sizeof(ps->pinst[i]));
+    snprintf(cfg->pools[i].name, sizeof(cfg->pools[i].name), "%s", name);
+    cfg->pools[i].line = line;
+    pool_defaults(ps, &cfg->pools[i]);
+    return (int)i;
+}
+
+static int find_pool(const struct voro_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_pools; i++)
+        if (!strcmp(cfg->pools[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* Pool "default" as defined by the seed-form [backend] and [balancer] sections. */
+static int implicit_pool(struct pstate *ps, int line, char *why, size_t n)
+{
+    int i = find_pool(ps->cfg, "default");
+    if (i >= 0) {
+        if (!ps->pinst[i].implicit)
+            return whyf(why, n,
+                        "[backend] and [balancer] define pool 'default', which [pool default] at line %d already "
+                        "defines; use one form",
+                        ps->cfg->pools[i].line);
+        return i;
+    }
+    i = add_pool(ps, "default", line);
+    if (i == -ENOMEM)
+        ps->oom = true;
+    if (i < 0)
+        return whyf(why, n, "cannot add pool 'default'");
+    ps->pinst[i].implicit = true;
+    return i;
+}
+
+/* Parses "ADDR:PORT [weight=N]" into a new server of `pool`. */
+static int add_server(struct pstate *ps, size_t pool_idx, const char *name, const char *spec, int line, char *why,
+                      size_t n)
+{
+    struct voro_pool_config *pool = &ps->cfg->pools[pool_idx];
+    struct inst *in = &ps->pinst[pool_idx];
+    struct voro_server_config srv = {.weight = 1};
+    char buf[VORO_INI_LINE_MAX + 1];
+    char sub[200];
+    snprintf(buf, sizeof(buf), "%s", spec);
+
+    if (!name_ok(name))
+        return whyf(why, n, "bad server name '%.80s': a name has 1..63 letters, digits, '_', '-' or '.'", name);
+    snprintf(srv.name, sizeof(srv.name), "%s", name);
+    char *save = NULL;
+    char *addr = strtok_r(buf, " \t", &save);
+    if (!addr)
+        return whyf(why, n, "server '%s' has no address (expected ADDR:PORT [weight=N])", name);
+    if (parse_addr(addr, &srv.addr, sub, sizeof(sub)) < 0)
+        return whyf(why, n, "server '%s': %s", name, sub);
+    for (char *tok; (tok = strtok_r(NULL, " \t", &save));) {
+        uint64_t w;
+        const char *end;
+        if (strncmp(tok, "weight=", 7) != 0)
+            return whyf(why, n, "server '%s': unexpected '%.60s' (expected weight=N)", name, tok);
+        if (parse_u64(tok + 7, &w, &end) < 0 || *end || w > 256)
+            return whyf(why, n, "server '%s': bad weight '%.60s' (expected 1..256, or 0 = drained)", name, tok + 7);
+        srv.weight = (uint32_t)w;
+    }
+    for (size_t i = 0; i < pool->n_servers; i++)
+        if (!strcmp(pool->servers[i].name, name))
+            return whyf(why, n, "duplicate server '%s' in pool '%s'", name, pool->name);
+    if (pool->n_servers >= VORO_POOL_MAX_SERVERS)
+        return whyf(why, n, "pool '%s' has more than %d servers", pool->name, VORO_POOL_MAX_SERVERS);
+    if (pool->n_servers == in->srv_cap) {
+        size_t cap = in->srv_cap ? in->srv_cap * 2 : 4;
+        struct voro_server_config *s = realloc(pool->servers, cap * sizeof(*s));
+        if (!s) {
+            ps->oom = true;
+            return whyf(why, n, "out of memory");
+        }
+        pool->servers = s;
+        in->srv_cap = cap;
+    }
+    (void)line;
+    pool->servers[pool->n_servers++] = srv;
+    return 0;
+}
+
+static int set_backend(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                       int line, char *why, size_t n)
+{
+    (void)r, (void)obj;
+    int i = implicit_pool(ps, line, why, n);
+    if (i < 0)
+        return -EINVAL;
+    return add_server(ps, (size_t)i, key, value, line, why, n);
+}
+
+static int set_pool_server(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                           int line, char *why, size_t n)
+{
+    (void)r, (void)obj, (void)key;
+    char name[VORO_NAME_MAX + 1];
+    size_t len = strcspn(value, " \t");
+    if (len == 0 || !value[len])
+        return whyf(why, n, "bad server '%.80s' in [pool %s]: expected NAME ADDR:PORT [weight=N]", value,
+                    ps->cfg->pools[ps->cur_idx].name);
+    if (len > VORO_NAME_MAX)
+        len = VORO_NAME_MAX;
+    memcpy(name, value, len);
+    name[len] = '\0';
+    const char *spec = value + strcspn(value, " \t");
+    spec += strspn(spec, " \t");
+    return add_server(ps, ps->cur_idx, name, spec, line, why, n);
+}
+
+static int set_balancer(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                        int line, char *why, size_t n)
+{
+    (void)obj;
+    int i = implicit_pool(ps, line, why, n);
+    if (i < 0)
+        return -EINVAL;
+    struct voro_pool_config *pool = &ps->cfg->pools[i];
+    if (!strcmp(key, "algorithm"))
+        return algorithm_value(r, value, &pool->algorithm, why, n);
+    return set_generic(find_row(SEC_POOL, "hash_balance_factor"), pool, value, why, n) < 0
+               ? bad_value(why, n, r, value, "expected a number 1.0..100.0")
+               : 0;
+}
+
+static int set_bind_override(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                             int line, char *why, size_t n)
+{
+    (void)obj;
+    const char *lname = key + strlen("bind.");
+    char sub[200];
+    if (!name_ok(lname))
+        return whyf(why, n, "bad key '%.80s' in [node]: expected bind.LISTENER", key);
+    for (size_t i = 0; i < ps->n_ovr; i++)
+        if (!strcmp(ps->ovr[i].listener, lname))
+            return whyf(why, n, "duplicate key '%s' in [node] (first set at line %d)", key, ps->ovr[i].line);
+    if (ps->n_ovr >= MAX_LISTENERS)
+        return whyf(why, n, "too many bind.LISTENER keys (at most %d)", MAX_LISTENERS);
+    struct bind_override o = {.line = line};
+    snprintf(o.listener, sizeof(o.listener), "%s", lname);
+    if (parse_addr(value, &o.addr, sub, sizeof(sub)) < 0)
+        return bad_value(why, n, r, value, sub);
+    if (ps->n_ovr == ps->ovr_cap) {
+        size_t cap = ps->ovr_cap ? ps->ovr_cap * 2 : 4;
+        struct bind_override *p = realloc(ps->ovr, cap * sizeof(*p));
+        if (!p) {
+            ps->oom = true;
+            return whyf(why, n, "out of memory");
+        }
+        ps->ovr = p;
+        ps->ovr_cap = cap;
+    }
+    ps->ovr[ps->n_ovr++] = o;
+    return 0;
+}
+
+/* ---- table lookups, suggestions ---- */
+
+static bool row_matches(const struct row *r, const char *key)
+{
+    if (!(r->flags & F_PATTERN))
+        return !strcmp(r->key, key);
+    if (!strcmp(r->key, "*"))
+        return true;
+    size_t plen = strlen(r->key) - 1; /* "bind.*" -> prefix "bind." */
+    return !strncmp(r->key, key, plen) && key[plen];
+}
+
+static const struct row *find_row(enum section sec, const char *key)
+{
+    for (size_t i = 0; i < N_ROWS; i++)
+        if (g_rows[i].sec == sec && row_matches(&g_rows[i], key))
+            return &g_rows[i];
+    return NULL;
+}
+
+static size_t row_index(const struct row *r)
+{
+    return (size_t)(r - g_rows);
+}
+
+/* Levenshtein distance, or SIZE_MAX when a string is too long to be worth a suggestion. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t prev[65], cur[65];
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+    }
+    return prev[lb];
+}
+
+/* Short words are one typo from many others: only suggest what is plausibly the same word. */
+static bool close_enough(const char *typed, size_t d)
+{
+    size_t len = strlen(typed);
+    if (len <= 4)
+        return d <= 1;
+    return d <= (len / 3 > 2 ? len / 3 : 2);
+}
+
+static void unknown_key(struct pstate *ps, int line, enum section sec, const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const struct row *r = &g_rows[i];
+        if (r->sec != sec || (r->flags & F_PATTERN))
+            continue;
+        size_t d = edit_distance(key, r->key);
+        if (d < best_d) {
+            best_d = d;
+            best = r->key;
+        }
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "", r->key);
+        if (w > 0 && (size_t)w < sizeof(list) - used)
+            used += (size_t)w;
+    }
+    char where[VORO_NAME_MAX + 16];
+    if (g_sections[sec].named)
+        snprintf(where, sizeof(where), "%s %s", g_sections[sec].name,
+                 sec == SEC_POOL ? ps->cfg->pools[ps->cur_idx].name : ps->cfg->listeners[ps->cur_idx].name);
+    else
+        snprintf(where, sizeof(where), "%s", g_sections[sec].name);
+    if (best && close_enough(key, best_d))
+        add_error(ps, line, "unknown key '%.80s' in [%s]; did you mean '%s'?", key, where, best);
+    else if (sec == SEC_NODE)
+        add_error(ps, line, "unknown key '%.80s' in [%s]; valid keys: %s, bind.LISTENER", key, where, list);
+    else
+        add_error(ps, line, "unknown key '%.80s' in [%s]; valid keys: %s", key, where, list);
+}
+
+static void unknown_section(struct pstate *ps, int line, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (int s = 0; s < SEC_COUNT; s++) {
+        size_t d = edit_distance(name, g_sections[s].name);
+        if (d < best_d) {
+            best_d = d;
+            best = g_sections[s].name;
+        }
+    }
+    if (best && close_enough(name, best_d))
+        add_error(ps, line, "unknown section [%.80s]; did you mean [%s]?", name, best);
+    else
+        add_error(ps, line,
+                  "unknown section [%.80s]; valid sections: server, backend, balancer, limit, monitor, node, "
+                  "timeouts, listener NAME, pool NAME",
+                  name);
+}
+
+/* ---- defaults ---- */
+
+static void apply_defaults(struct pstate *ps, bool (*in_group)(enum section), void *obj)
+{
+    char why[256];
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const struct row *r = &g_rows[i];
+        if (!in_group(r->sec) || (r->flags & (F_NODEFAULT | F_PATTERN)) || !strcmp(r->def, "-"))
+            continue;
+        int rc = r->set ? r->set(ps, r, obj, r->key, r->def, 0, why, sizeof(why))
+                        : set_generic(r, obj, r->def, why, sizeof(why));
+        if (rc < 0) /* a broken default is a bug in the table; test_config catches it */
+            add_error(ps, 0, "internal: default of %s: %s", r->key, why);
+    }
+}
+
+static bool group_global(enum section s)
+{
+    return !g_sections[s].named;
+}
+
+static bool group_pool(enum section s)
+{
+    return s == SEC_POOL;
+}
+
+static bool group_listener(enum section s)
+{
+    return s == SEC_LISTENER;
+}
+
+static void pool_defaults(struct pstate *ps, struct voro_pool_config *pool)
+{
+    apply_defaults(ps, group_pool, pool);
+}
+
+static int add_listener(struct pstate *ps, const char *name, int line)
+{
+    struct voro_config *cfg = ps->cfg;
+    if (cfg->n_listeners >= MAX_LISTENERS)
+        return -E2BIG;
+    if (cfg->n_listeners == ps->lcap) {
+        size_t cap = ps->lcap ? ps->lcap * 2 : 4;
+        struct voro_listener_config *l = realloc(cfg->listeners, cap * sizeof(*l));
+        if (!l)
+            return -ENOMEM;
+        cfg->listeners = l;
+        struct inst *in = realloc(ps->linst, cap * sizeof(*in));
+        if (!in)
+            return -ENOMEM;
+        ps->linst = in;
+        ps->lcap = cap;
+    }
+    size_t i = cfg->n_listeners++;
+    memset(&cfg->listeners[i], 0, sizeof(cfg->listeners[i]));
+    memset(&ps->linst[i], 0, sizeof(ps->linst[i]));
+    snprintf(cfg->listeners[i].name, sizeof(cfg->listeners[i].name), "%s", name);
+    cfg->listeners[i].line = line;
+    apply_defaults(ps, group_listener, &cfg->listeners[i]);
+    return (int)i;
+}
+
+static int find_listener(const struct voro_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (!strcmp(cfg->listeners[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* ---- events ---- */
+
+static void on_section(struct pstate *ps, const struct voro_ini_event *ev)
+{
+    int sec = -1;
+    for (int s = 0; s < SEC_COUNT; s++)
+        if (!strcmp(g_sections[s].name, ev->section))
+            sec = s;
+    ps->cur = SEC_COUNT;
+    if (sec < 0) {
+        unknown_section(ps, ev->line, ev->section);
+        return;
+    }
+    if (!g_sections[sec].named) {
+        if (*ev->name)
+            add_error(ps, ev->line, "section [%s] takes no name (got '%.80s')", ev->section, ev->name);
+        ps->cur = (enum section)sec;
+        return;
+    }
+    if (!*ev->name) {
+        add_error(ps, ev->line, "section [%s] needs a name: [%s NAME]", ev->section, ev->section);
+        return;
+    }
+    if (!name_ok(ev->name)) {
+        add_error(ps, ev->line, "%s name '%.80s' is longer than %d characters", ev->section, ev->name,
+                  VORO_NAME_MAX - 1);
+        return;
+    }
+    int idx;
+    if (sec == SEC_LISTENER) {
+        int old = find_listener(ps->cfg, ev->name);
+        if (old >= 0) {
+            add_error(ps, ev->line, "duplicate listener '%s' (first defined at line %d)", ev->name,
+                      ps->cfg->listeners[old].line);
+            return;
+        }
+        idx = add_listener(ps, ev->name, ev->line);
+    } else {
+        int old = find_pool(ps->cfg, ev->name);
+        if (old >= 0) {
+            if (ps->pinst[old].implicit)
+                add_error(ps, ev->line,
+                          "pool 'default' is already defined by [backend]/[balancer] at line %d; use one form",
+                          ps->cfg->pools[old].line);
+            else
+                add_error(ps, ev->line, "duplicate pool '%s' (first defined at line %d)", ev->name,
+                          ps->cfg->pools[old].line);
+            return;
+        }
+        idx = add_pool(ps, ev->name, ev->line);
+    }
+    if (idx == -ENOMEM) {
+        ps->oom = true;
+        return;
+    }
+    if (idx < 0) {
+        add_error(ps, ev->line, "too many [%s] sections (at most %d)", ev->section,
+                  sec == SEC_LISTENER ? MAX_LISTENERS : MAX_POOLS);
+        return;
+    }
+    ps->cur = (enum section)sec;
+    ps->cur_idx = (size_t)idx;
+}
+
+static void on_key(struct pstate *ps, const struct voro_ini_event *ev)
+{
+    if (ps->cur == SEC_COUNT)
+        return; /* already reported: the section itself was bad */
+    const struct row *r = find_row(ps->cur, ev->key);
+    if (!r) {
+        unknown_key(ps, ev->line, ps->cur, ev->key);
+        return;
+    }
+    int *seen = ps->cur == SEC_LISTENER ? ps->linst[ps->cur_idx].seen
+                : ps->cur == SEC_POOL   ? ps->pinst[ps->cur_idx].seen
+                                        : ps->seen;
+    size_t ri = row_index(r);
+    if (!(r->flags & (F_REPEAT | F_PATTERN))) {
+        if (seen[ri]) {
+            const char *inst = ps->cur == SEC_LISTENER ? ps->cfg->listeners[ps->cur_idx].name
+                               : ps->cur == SEC_POOL   ? ps->cfg->pools[ps->cur_idx].name
+                                                       : NULL;
+            add_error(ps, ev->line, "duplicate key '%s' in [%s%s%s] (first set at line %d)", ev->key,
+                      g_sections[ps->cur].name, inst ? " " : "", inst ? inst : "", seen[ri]);
+            return;
+        }
+    }
+    if (!seen[ri])
+        seen[ri] = ev->line;
+    void *obj = ps->cur == SEC_LISTENER ? (void *)&ps->cfg->listeners[ps->cur_idx]
+                : ps->cur == SEC_POOL   ? (void *)&ps->cfg->pools[ps->cur_idx]
+                                        : (void *)ps->cfg;
+    char why[512];
+    int rc = r->set ? r->set(ps, r, obj, ev->key, ev->value, ev->line, why, sizeof(why))
+                    : set_generic(r, obj, ev->value, why, sizeof(why));
+    if (rc < 0)
+        add_error(ps, ev->line, "%s", why);
+}
+
+/* ---- whole-file checks ---- */
+
+static int seen_line(const struct pstate *ps, const int *seen, enum section sec, const char *key)
+{
+    (void)ps;
+    return seen[row_index(find_row(sec, key))];
+}
+
+static void implicit_listener(struct pstate *ps)
+{
+    int port_line = seen_line(ps, ps->seen, SEC_SERVER, "port");
+    if (!port_line) {
+        const char *keys[] = {"bind", "mode"};
+        for (size_t k = 0; k < 2; k++) {
+            int l = seen_line(ps, ps->seen, SEC_SERVER, keys[k]);
+            if (l)
+                add_error(ps, l, "[server] %s has no effect without [server] port", keys[k]);
+        }
+        return;
+    }
+    if (!ps->server_port) {
+        ps->listener_failed = true; /* already reported; "no listener" would only be noise */
+        return;
+    }
+    int old = find_listener(ps->cfg, "default");
+    if (old >= 0) {
+        add_error(ps, port_line, "[server] port defines listener 'default', which [listener default] at line %d "
+                                 "already defines; use one form",
+                  ps->cfg->listeners[old].line);
+        return;
+    }
+    int idx = add_listener(ps, "default", port_line);
+    if (idx < 0) {
+        if (idx == -ENOMEM)
+            ps->oom = true;
+        else
+            add_error(ps, port_line, "too many listeners");
+        return;
+    }
+    struct voro_listener_config *l = &ps->cfg->listeners[idx];
+    char text[VORO_ADDR_TEXT_MAX + 24], why[200];
+    snprintf(text, sizeof(text), "%s:%u", ps->server_host, ps->server_port);
+    if (parse_addr(text, &l->bind, why, sizeof(why)) < 0)
+        add_error(ps, port_line, "[server] bind + port: %s", why);
+    l->mode = ps->server_mode;
+    ps->linst[idx].seen[row_index(find_row(SEC_LISTENER, "bind"))] = port_line;
+}
+
+static void node_defaults(struct pstate *ps)
+{
+    struct voro_config *cfg = ps->cfg;
+    if (cfg->threads_auto) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
+    }
+    if (!seen_line(ps, ps->seen, SEC_NODE, "admin_address")) {
+        char text[32], why[160];
+        snprintf(text, sizeof(text), "127.0.0.1:%u", ps->stats_port);
+        parse_addr(text, &cfg->admin_bind, why, sizeof(why));
+    }
+    if (!cfg->node_name[0]) {
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) < 0)
+            host[0] = '\0';
+        size_t j = 0;
+        for (size_t i = 0; host[i] && j < VORO_NAME_MAX - 1; i++) {
+            char c = host[i];
+            cfg->node_name[j++] = (isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.') ? c : '-';
+        }
+        cfg->node_name[j] = '\0';
+        if (!j)
+            snprintf(cfg->node_name, sizeof(cfg->node_name), "voro");
+    }
+}
+
+static bool same_addr(const struct voro_sockaddr *a, const struct voro_sockaddr *b)
+{
+    return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
+}
+
+static void check_listeners(struct pstate *ps)
+{
+    struct voro_config *cfg = ps->cfg;
+    size_t bind_row = row_index(find_row(SEC_LISTENER, "bind"));
+    size_t pool_row = row_index(find_row(SEC_LISTENER, "pool"));
+    size_t idle_row = row_index(find_row(SEC_LISTENER, "idle_timeout"));
+
+    for (size_t i = 0; i < ps->n_ovr; i++) {
+        int li = find_listener(cfg, ps->ovr[i].listener);
+        if (li < 0) {
+            add_error(ps, ps->ovr[i].line, "bind.%s: no listener named '%s'", ps->ovr[i].listener,
+                      ps->ovr[i].listener);
+            continue;
+        }
+        cfg->listeners[li].bind = ps->ovr[i].addr;
+        if (!ps->linst[li].seen[bind_row])
+            ps->linst[li].seen[bind_row] = ps->ovr[i].line;
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct voro_listener_config *l = &cfg->listeners[i];
+        const struct inst *in = &ps->linst[i];
+        if (!in->seen[bind_row])
+            add_error(ps, l->line, "listener '%s' has no bind address (bind = ADDR:PORT)", l->name);
+        if (!in->seen[idle_row])
+            l->idle_timeout_ms = l->mode == VORO_MODE_UDP ? cfg->udp_idle_timeout_ms : cfg->idle_timeout_ms;
+        int p = find_pool(cfg, l->pool_name);
+        if (p >= 0) {
+            l->pool_index = (size_t)p;
+            continue;
+        }
+        const char *best = NULL;
+        size_t best_d = SIZE_MAX;
+        for (size_t k = 0; k < cfg->n_pools; k++) {
+            size_t d = edit_distance(l->pool_name, cfg->pools[k].name);
+            if (d < best_d) {
+                best_d = d;
+                best = cfg->pools[k].name;
+            }
+        }
+        int line = in->seen[pool_row] ? in->seen[pool_row] : l->line;
+        if (best && close_enough(l->pool_name, best_d))
+            add_error(ps, line, "listener '%s' uses unknown pool '%s'; did you mean '%s'?", l->name, l->pool_name,
+                      best);
+        else
+            add_error(ps, line, "listener '%s' uses unknown pool '%s'%s", l->name, l->pool_name,
+                      strcmp(l->pool_name, "default") ? "" : " (define it with [backend] or [pool default])");
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct voro_listener_config *a = &cfg->listeners[i];
+        if (!a->bind.len)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const struct voro_listener_config *b = &cfg->listeners[j];
+            bool a_udp = a->mode == VORO_MODE_UDP, b_udp = b->mode == VORO_MODE_UDP;
+            if (a_udp == b_udp && same_addr(&a->bind, &b->bind))
+                add_error(ps, a->line, "listeners '%s' and '%s' both bind %s/%s", b->name, a->name, a->bind.text,
+                          a_udp ? "udp" : "tcp");
+        }
+    }
+    if (!cfg->n_listeners && !ps->listener_failed)
+        add_error(ps, ps->last_line > 0 ? ps->last_line : 1,
+                  "no listener: set [server] port or add a [listener NAME] section");
+}
+
+static void check_pools(struct pstate *ps)
+{
+    struct voro_config *cfg = ps->cfg;
+    size_t ct_row = row_index(find_row(SEC_POOL, "connect_timeout"));
+    for (size_t i = 0; i < cfg->n_pools; i++) {
+        struct voro_pool_config *p = &cfg->pools[i];
+        if (!ps->pinst[i].seen[ct_row])
+            p->connect_timeout_ms = cfg->connect_timeout_ms;
+        if (!p->n_servers)
+            add_error(ps, p->line, "pool '%s' has no servers%s", p->name,
+                      ps->pinst[i].implicit ? " (add NAME = ADDR:PORT lines under [backend])"
+                                            : " (add server = NAME ADDR:PORT)");
+    }
+}
+
+/* ---- public ---- */
+
+void voro_config_free(struct voro_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_pools; i++)
+        free(cfg->pools[i].servers);
+    free(cfg->pools);
+    free(cfg->listeners);
+    free(cfg->source_path);
+    free(cfg);
+}
+
+void voro_config_errors_free(struct voro_config_errors *errors)
+{
+    if (!errors)
+        return;
+    free(errors->items);
+    errors->items = NULL;
+    errors->count = 0;
+}
+
+static void append_raw(struct voro_config_errors *errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append_raw(struct voro_config_errors *errors, const char *fmt, ...)
+{
+    struct voro_config_error *items = realloc(errors->items, (errors->count + 1) * sizeof(*items));
+    if (!items)
+        return;
+    errors->items = items;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(items[errors->count++].message, sizeof(items[0].message), fmt, ap);
+    va_end(ap);
+}
+
+int voro_config_parse(const char *name, const char *text, size_t len, struct voro_config **out,
+                      struct voro_config_errors *errors)
+{
+    int rc = 0;
+    struct pstate *ps = NULL;
+    struct voro_config *cfg = NULL;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!name)
+        name = "config";
+
+    ps = calloc(1, sizeof(*ps));
+    cfg = calloc(1, sizeof(*cfg));
+    struct voro_ini *it = malloc(sizeof(*it));
+    if (!ps || !cfg || !it || !(cfg->source_path = strdup(name))) {
+        rc = -ENOMEM;
+        goto out_free;
+    }
+    ps->file = cfg->source_path;
+    ps->cfg = cfg;
+    ps->errs = errors;
+    ps->cur = SEC_COUNT;
+    apply_defaults(ps, group_global, cfg);
+
+    voro_ini_init(it, text, len);
+    bool before_section = true;
+    for (;;) {
+        struct voro_ini_event ev;
+        int r = voro_ini_next(it, &ev);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            add_error(ps, it->error_line, "%s", it->error);
+            if (ev.type == VORO_INI_SECTION)
+                ps->cur = SEC_COUNT;
+            continue;
+        }
+        if (ev.type == VORO_INI_SECTION) {
+            before_section = false;
+            on_section(ps, &ev);
+        } else if (before_section) {
+            add_error(ps, ev.line, "key '%.80s' outside any section (start with a [section] header)", ev.key);
+        } else {
+            on_key(ps, &ev);
+        }
+        if (ps->oom)
+            break;
+    }
+    ps->last_line = it->line;
+
+    implicit_listener(ps);
+    node_defaults(ps);
+    check_pools(ps);
+    check_listeners(ps);
+
+    if (ps->oom) {
+        rc = -ENOMEM;
+    } else if (ps->nerr) {
+        rc = -EINVAL;
+        if (errors && ps->nerr > ps->stored) /* the list was capped at MAX_ERRORS */
+            append_raw(errors, "%s: %zu more errors not shown", cfg->source_path, ps->nerr - ps->stored);
+    }
+out_free:
+    free(it);
+    if (ps) {
+        free(ps->linst);
+        free(ps->pinst);
+        free(ps->ovr);
+        free(ps);
+    }
+    if (rc < 0) {
+        voro_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+static void io_error(struct voro_config_errors *errors, const char *path, const char *what, int err)
+{
+    if (errors)
+        append_raw(errors, "%s: %s: %s", path, what, strerror(err));
+}
+
+int voro_config_load(const char *path, struct voro_config **out, struct voro_config_errors *errors)
+{
+    int rc;
+    char *text = NULL;
+    if (!path || !out)
+        return -EINVAL;
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        io_error(errors, path, "cannot open", errno);
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        io_error(errors, path, "cannot stat", errno);
+        goto out_close;
+    }
+    if (st.st_size > MAX_FILE_BYTES) {
+        rc = -EFBIG;
+        io_error(errors, path, "larger than 4 MiB", EFBIG);
+        goto out_close;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (!text) {
+        rc = -ENOMEM;
+        goto out_close;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            io_error(errors, path, "cannot read", errno);
+            goto out_free;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    rc = voro_config_parse(path, text, got, out, errors);
+out_free:
+    free(text);
+out_close:
+    close(fd);
+    return rc;
+}
