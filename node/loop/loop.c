@@ -27,12 +27,11 @@ static void fill_defaults(struct voro_loop_opts *o)
     if (o->queue_depth == 0)
         o->queue_depth = 1024;
     if (o->max_fds == 0) {
+        /* The fd table is sized up front: cap an unlimited or huge limit at 4M entries. */
         struct rlimit rl;
         o->max_fds = 1024;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 0)
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 0)
             o->max_fds = rl.rlim_cur > (1u << 22) ? (1u << 22) : (unsigned)rl.rlim_cur;
-        else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY)
-            o->max_fds = 1u << 20;
     }
 }
 

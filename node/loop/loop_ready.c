@@ -451,6 +451,7 @@ int voro_ready_forget_fd(struct voro_loop *loop, int fd)
             voro_ready_cancel(loop, e->wr);
     }
     r->w->forget(r, fd);
+    e->rd = e->wr = NULL;
     e->ready = 0;
     e->flags = 0;
     e->slot = -1;

@@ -42,6 +42,13 @@ struct uring_state {
     bool woken;
     struct voro_op_list parked; /* recvs that got -ENOBUFS, waiting for a released buffer */
     struct voro_op_list done;   /* completions decided outside a CQE */
+    /* Per-fd sides, only to refuse a second read-side or write-side op with -EBUSY like the
+     * readiness backends do; fds >= nfdt are not tracked. */
+    struct uring_fd {
+        struct voro_op *rd;
+        struct voro_op *wr;
+    } *fdt; /* owned */
+    unsigned nfdt;
 };
 
 _Static_assert(sizeof(((struct voro_op *)0)->u) >= sizeof(struct __kernel_timespec), "timeout spec must fit in op->u");
@@ -156,11 +163,22 @@ static int submit_poll(struct uring_state *s, struct voro_op *op)
     return 0;
 }
 
+static struct voro_op **side_of(struct uring_state *s, const struct voro_op *op)
+{
+    if (op->type == VORO_OP_TIMEOUT || (unsigned)op->fd >= s->nfdt)
+        return NULL;
+    return voro_op_is_write_side(op) ? &s->fdt[op->fd].wr : &s->fdt[op->fd].rd;
+}
+
 static int deliver(struct voro_loop *loop, struct voro_op *op, int res, bool more)
 {
     op->more = more;
-    if (!more)
+    if (!more) {
+        struct voro_op **side = side_of(loop->state, op);
+        if (side && *side == op)
+            *side = NULL;
         op->state = US_IDLE;
+    }
     loop->completions++;
     op->cb(op, res);
     return 1;
@@ -339,13 +357,18 @@ static int ur_arm(struct voro_loop *loop, struct voro_op *op)
         ts->tv_sec = (long long)(ms / 1000);
         ts->tv_nsec = (long long)(ms % 1000) * 1000000;
     }
+    struct voro_op **side = side_of(s, op);
+    if (side && *side)
+        return -EBUSY;
     op->state = US_IDLE;
-    return submit_op(loop, s, op);
+    int rc = submit_op(loop, s, op);
+    if (rc == 0 && side)
+        *side = op;
+    return rc;
 }
 
 static void ur_cancel(struct voro_loop *loop, struct voro_op *op)
 {
-    (void)loop;
     struct uring_state *s = loop->state;
     if (op->state & US_CANCEL)
         return;
@@ -377,7 +400,14 @@ static void ur_cancel(struct voro_loop *loop, struct voro_op *op)
 static int ur_forget_fd(struct voro_loop *loop, int fd)
 {
     struct uring_state *s = loop->state;
-    return fd == s->wake_fd ? -EPERM : 0;
+    if (fd == s->wake_fd)
+        return -EPERM;
+    if ((unsigned)fd < s->nfdt) {
+        if (s->fdt[fd].rd || s->fdt[fd].wr)
+            VORO_ERROR("loop", "voro_loop_close with a pending op fd=%d", fd);
+        s->fdt[fd].rd = s->fdt[fd].wr = NULL;
+    }
+    return 0;
 }
 
 static void ur_buf_released(struct voro_loop *loop, struct voro_buf *buf)
@@ -398,6 +428,7 @@ static void ur_fini(struct voro_loop *loop)
     if (s->ring_ok)
         io_uring_queue_exit(&s->ring);
     free(s->br);
+    free(s->fdt);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
     free(s);
@@ -417,6 +448,12 @@ static int ur_init(struct voro_loop *loop)
         return -ENOMEM;
     s->wake_fd = -1;
     loop->state = s;
+    s->nfdt = o->max_fds;
+    s->fdt = calloc(s->nfdt, sizeof(*s->fdt));
+    if (!s->fdt) {
+        rc = -ENOMEM;
+        goto fail;
+    }
 
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
@@ -424,10 +461,11 @@ static int ur_init(struct voro_loop *loop)
               IORING_SETUP_R_DISABLED;
     rc = io_uring_queue_init_params(o->queue_depth, &s->ring, &p);
     if (rc == -EINVAL) {
-        VORO_INFO("loop", "io_uring task-run flags unsupported, using plain setup");
         memset(&p, 0, sizeof(p));
         rc = io_uring_queue_init_params(o->queue_depth, &s->ring, &p);
         s->enabled = true;
+        if (rc == 0)
+            VORO_INFO("loop", "io_uring single-issuer/deferred task-run unsupported, using a plain ring");
     }
     if (rc < 0)
         goto fail;

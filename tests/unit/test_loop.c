@@ -129,6 +129,13 @@ static void test_model(void **state)
     voro_loop_get_stats(loop, &st);
     assert_int_equal(st.bufs_total, 64);
     assert_int_equal(st.bufs_in_use, 0);
+    assert_false(st.hugepages);
+    voro_loop_destroy(loop);
+    /* Huge pages asked for: either really used or a logged fallback, never a failure. */
+    struct voro_loop_opts ho = {.buf_count = 8, .buf_size = 4096, .hugepages = true};
+    loop = make_loop_opts(&ho);
+    voro_loop_get_stats(loop, &st);
+    assert_int_equal(st.bufs_total, 8);
     voro_loop_destroy(loop);
     /* io_uring cannot take more than 32768 SQ entries: it must fall back to epoll and say so. */
     if (g_model == VORO_IO_URING) {
@@ -333,8 +340,120 @@ static void test_eof(void **state)
     RUN_UNTIL(loop, r.calls == 1);
     assert_int_equal(r.res, 0);
     assert_null(r.buf);
+    /* voro_loop_close must forget the fd: a new socket reusing its number works. */
+    int old = sv[0];
     voro_loop_close(loop, sv[0]);
+    unix_pair(sv);
+    assert_int_equal(sv[0], old);
+    r = (struct rec){0};
+    assert_int_equal(voro_loop_recv(loop, &op, sv[0]), 0);
+    assert_int_equal(write(sv[1], "re", 2), 2);
+    RUN_UNTIL(loop, r.calls == 1);
+    assert_int_equal(r.res, 2);
+    voro_loop_buf_release(loop, r.buf);
+    voro_loop_close(loop, sv[0]);
+    close(sv[1]);
     voro_loop_destroy(loop);
+}
+
+/* One op per side and fd: a second recv is refused, a send on the same fd is not. */
+static void test_busy(void **state)
+{
+    (void)state;
+    struct voro_loop *loop = make_loop();
+    int sv[2];
+    unix_pair(sv);
+    struct rec r1 = {0}, r2 = {0}, r3 = {0};
+    struct voro_op a = {.cb = rec_cb, .data = &r1};
+    struct voro_op b = {.cb = rec_cb, .data = &r2};
+    struct voro_op c = {.cb = rec_cb, .data = &r3};
+    assert_int_equal(voro_loop_recv(loop, &a, sv[0]), 0);
+    assert_int_equal(voro_loop_recv(loop, &b, sv[0]), -EBUSY);
+    assert_int_equal(voro_loop_recv(loop, &a, sv[1]), -EBUSY); /* an armed op cannot be re-armed */
+    assert_int_equal(voro_loop_send(loop, &c, sv[0], "ping", 4), 0);
+    RUN_UNTIL(loop, r3.calls == 1);
+    assert_int_equal(r3.res, 4);
+    assert_int_equal(r2.calls, 0);
+    voro_loop_cancel(loop, &a);
+    RUN_UNTIL(loop, r1.calls == 1);
+    assert_int_equal(r1.res, -ECANCELED);
+    assert_int_equal(voro_loop_recv(loop, &b, sv[0]), 0);
+    voro_loop_cancel(loop, &b);
+    RUN_UNTIL(loop, r2.calls == 1);
+    voro_loop_close(loop, sv[0]);
+    close(sv[1]);
+    voro_loop_destroy(loop);
+}
+
+/* Accept failing with EMFILE ends the multishot with the error; re-arming works after backing off. */
+static void test_accept_emfile(void **state)
+{
+    (void)state;
+    struct voro_loop *loop = make_loop();
+    struct sockaddr_in addr;
+    int l = listener(&addr);
+    int c1 = blocking_connect(&addr);
+    struct rec r = {0};
+    struct voro_op op = {.cb = accept_cb, .data = &r};
+    int lowest = dup(0);
+    assert_true(lowest >= 0);
+    close(lowest);
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = (rlim_t)lowest; /* every fd below `lowest` is taken: no new fd fits */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int rc = voro_loop_accept(loop, &op, l);
+    for (int i = 0; rc == 0 && i < MAX_RUNS && r.finals == 0; i++)
+        voro_loop_run(loop, 50);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.finals, 1);
+    assert_int_equal(r.nfds, 0);
+    assert_int_equal(r.res, -EMFILE);
+    assert_false(r.more);
+    /* Back off, re-arm: the pending connection is accepted now. */
+    assert_int_equal(voro_loop_accept(loop, &op, l), 0);
+    RUN_UNTIL(loop, r.nfds == 1);
+    voro_loop_cancel(loop, &op);
+    RUN_UNTIL(loop, r.finals == 2);
+    voro_loop_close(loop, r.fds[0]);
+    close(c1);
+    voro_loop_close(loop, l);
+    voro_loop_destroy(loop);
+}
+
+/* The loop may be created on one thread and run on another (io_uring's single-issuer ring). */
+struct thread_run {
+    struct voro_loop *loop;
+    struct rec r;
+    int rc;
+};
+
+static void *runner(void *arg)
+{
+    struct thread_run *t = arg;
+    struct voro_op op = {.cb = rec_cb, .data = &t->r};
+    t->rc = voro_loop_timeout(t->loop, &op, 1);
+    for (int i = 0; t->rc == 0 && i < MAX_RUNS && t->r.calls == 0; i++) {
+        int rc = voro_loop_run(t->loop, 50);
+        if (rc < 0)
+            t->rc = rc;
+    }
+    return NULL;
+}
+
+static void test_other_thread(void **state)
+{
+    (void)state;
+    struct thread_run t = {.loop = make_loop()};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, runner, &t), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.r.calls, 1);
+    assert_int_equal(t.r.res, 0);
+    voro_loop_destroy(t.loop);
 }
 
 /* --- connect --- */
@@ -686,6 +805,9 @@ static void test_read_pipe(void **state)
     cmocka_unit_test(test_echo_socketpair),                \
     cmocka_unit_test(test_echo_tcp),                       \
     cmocka_unit_test(test_eof),                            \
+    cmocka_unit_test(test_busy),                           \
+    cmocka_unit_test(test_accept_emfile),                  \
+    cmocka_unit_test(test_other_thread),                   \
     cmocka_unit_test(test_connect),                        \
     cmocka_unit_test(test_timeout),                        \
     cmocka_unit_test(test_cancel_recv),                    \
