@@ -2,6 +2,7 @@
 #include "node/loop/buf_pool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,8 +27,11 @@ static void *pool_map(size_t *len, bool hugepages, bool *is_huge)
             *is_huge = true;
             return p;
         }
-        VORO_WARN("loop", "huge pages unavailable for the buffer pool, using normal pages bytes=%zu err=%s", hlen,
-                  strerror(errno));
+        /* Once per process, not once per worker loop. */
+        static atomic_bool warned;
+        if (!atomic_exchange(&warned, true))
+            VORO_WARN("loop", "huge pages unavailable for the buffer pool, using normal pages bytes=%zu err=%s", hlen,
+                      strerror(errno));
     }
     void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;

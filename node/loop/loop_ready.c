@@ -241,6 +241,9 @@ static void attempt(struct voro_ready *r, struct voro_op *op)
             }
             break;
         case VORO_OP_SPLICE: {
+            /* EAGAIN is taken to mean the side the op waits on; the caller keeps the other side
+             * ready (drains the pipe before splicing into it again), else edge-triggered epoll
+             * would wait for an edge that never comes. */
             int in = op->wait_out ? op->fd2 : op->fd;
             int out = op->wait_out ? op->fd : op->fd2;
             n = splice(in, NULL, out, NULL, op->u.splice.len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);

@@ -234,9 +234,9 @@ static int handle_cqe(struct voro_loop *loop, struct uring_state *s, uint64_t ud
                     return deliver(loop, op, -EIO, false);
                 }
                 op->buf->len = (uint32_t)res;
-            } else {
+            } else if (bid < loop->pool.count) {
                 /* Consumed without data (EOF or error): straight back into the ring. */
-                ring_give(s, &loop->pool.bufs[bid < loop->pool.count ? bid : 0]);
+                ring_give(s, &loop->pool.bufs[bid]);
                 kick_parked(loop, s);
             }
         }

@@ -423,6 +423,41 @@ static void test_accept_emfile(void **state)
     voro_loop_destroy(loop);
 }
 
+/* Two loops with different backends live side by side in one process. */
+static void test_two_loops(void **state)
+{
+    (void)state;
+    struct voro_loop *a = make_loop();
+    struct voro_loop_opts o = {.model = g_model == VORO_IO_POLL ? VORO_IO_SELECT : VORO_IO_POLL, .buf_count = 8};
+    struct voro_loop *b = NULL;
+    assert_int_equal(voro_loop_create(&b, &o), 0);
+    assert_int_equal(voro_loop_model(b), o.model);
+    int s1[2], s2[2];
+    unix_pair(s1);
+    unix_pair(s2);
+    struct rec ra = {0}, rb = {0};
+    struct voro_op oa = {.cb = rec_cb, .data = &ra};
+    struct voro_op ob = {.cb = rec_cb, .data = &rb};
+    assert_int_equal(voro_loop_recv(a, &oa, s1[0]), 0);
+    assert_int_equal(voro_loop_recv(b, &ob, s2[0]), 0);
+    assert_int_equal(write(s2[1], "bb", 2), 2);
+    RUN_UNTIL(b, rb.calls == 1);
+    assert_true(voro_loop_run(a, 0) >= 0);
+    assert_int_equal(ra.calls, 0); /* b's traffic never shows up in a */
+    assert_int_equal(write(s1[1], "a", 1), 1);
+    RUN_UNTIL(a, ra.calls == 1);
+    assert_int_equal(ra.res, 1);
+    assert_int_equal(rb.res, 2);
+    voro_loop_buf_release(a, ra.buf);
+    voro_loop_buf_release(b, rb.buf);
+    voro_loop_close(a, s1[0]);
+    voro_loop_close(b, s2[0]);
+    close(s1[1]);
+    close(s2[1]);
+    voro_loop_destroy(a);
+    voro_loop_destroy(b);
+}
+
 /* The loop may be created on one thread and run on another (io_uring's single-issuer ring). */
 struct thread_run {
     struct voro_loop *loop;
@@ -808,6 +843,7 @@ static void test_read_pipe(void **state)
     cmocka_unit_test(test_busy),                           \
     cmocka_unit_test(test_accept_emfile),                  \
     cmocka_unit_test(test_other_thread),                   \
+    cmocka_unit_test(test_two_loops),                      \
     cmocka_unit_test(test_connect),                        \
     cmocka_unit_test(test_timeout),                        \
     cmocka_unit_test(test_cancel_recv),                    \
