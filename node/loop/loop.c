@@ -236,6 +236,12 @@ void voro_loop_close(struct voro_loop *loop, int fd)
         close(fd);
 }
 
+void voro_loop_forget(struct voro_loop *loop, int fd)
+{
+    if (fd >= 0)
+        (void)loop->be->forget_fd(loop, fd);
+}
+
 void voro_loop_buf_release(struct voro_loop *loop, struct voro_buf *buf)
 {
     if (voro_buf_pool_put(&loop->pool, buf) < 0) {

@@ -42,8 +42,9 @@ def case_sessions(r, model):
             data, _ = c1.recvfrom(65536)
             assert data == names[0] + b":n%d" % i, data
         assert len(u1.peers) == 1 and len(u2.peers) == 1, (u1.peers, u2.peers)
-        st = v.stats()
-        w = st["workers"][0]
+        # The reply can reach us a moment before the worker counts it: wait for the counters.
+        wait_until(lambda: v.stats()["workers"][0]["udp_datagrams_out"] == 22, what="datagram counters")
+        w = v.stats()["workers"][0]
         assert w["udp_sessions"] == 2 and w["udp_datagrams_in"] == 22 and w["udp_datagrams_out"] == 22, w
         c1.close()
         c2.close()
