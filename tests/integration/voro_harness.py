@@ -175,8 +175,9 @@ class Voro:
         try:
             wait_until(self._ready, timeout=15, what="voro admin API")
         except AssertionError:
+            text = self.log_text()
             self.close()
-            raise AssertionError("voro did not start:\n" + self.log_text())
+            raise AssertionError("voro did not start:\n" + text)
 
     def write_config(self, text):
         text = text.replace("{admin}", f"127.0.0.1:{self.admin_port}")
@@ -210,19 +211,39 @@ class Voro:
     def wait(self, timeout):
         return self.proc.wait(timeout=timeout)
 
-    def log_text(self):
+    def log_text(self, limit=6000):
         self.log.flush()
         with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")[-4000:]
+            return f.read().decode(errors="replace")[-limit:]
 
     def close(self):
+        """Stops voro with SIGTERM (a second one after 5 s cuts the drain short) and, unless a
+        failure is already propagating, fails when it did not exit cleanly or a sanitizer
+        reported anything (leaks included: ASan checks them at a clean exit)."""
+        problem = None
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+                    problem = "voro did not stop on SIGTERM"
+            if problem is None and self.proc.returncode != 0:
+                problem = f"voro exited with {self.proc.returncode} on SIGTERM"
+        text = self.log_text(limit=1 << 20)
+        if "AddressSanitizer" in text or "LeakSanitizer" in text or "runtime error:" in text:
+            problem = "sanitizer report"
         self.log.close()
         for name in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, name))
         os.rmdir(self.dir)
+        if problem and sys.exc_info()[0] is None:
+            raise AssertionError(problem + ":\n" + text)
 
 
 def connect(port, host="127.0.0.1", timeout=10):

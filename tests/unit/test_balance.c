@@ -17,7 +17,7 @@
 struct pool {
     struct voro_lb lb;
     _Atomic uint32_t health[MAXS];
-    char names[MAXS][16];
+    char names[MAXS][32];
 };
 
 static void pool_init(struct pool *p, enum voro_lb_algorithm algo, const uint32_t *weights, size_t n, double c)
