@@ -147,9 +147,10 @@ void voro_token_bucket_init(struct voro_token_bucket *b, double rate, uint64_t n
 
 void voro_token_bucket_set_rate(struct voro_token_bucket *b, double rate)
 {
-    b->rate = rate;
-    if (b->tokens > rate)
+    /* Coming from "unlimited", start with a full burst rather than an empty bucket. */
+    if (b->rate <= 0 || b->tokens > rate)
         b->tokens = rate;
+    b->rate = rate;
 }
 
 bool voro_token_bucket_take(struct voro_token_bucket *b, uint64_t now_ms)

@@ -177,6 +177,33 @@ def case_connection_limits(r, model):
         b.close()
 
 
+def case_rate_limit(r, model):
+    b = Backend("b", mode="ident")
+    port = free_port()
+    v = Voro(r.args.voro, config(port, [b.addr], extra="[limit]\nglobal_qps = 4\n", threads=1), io_model=model)
+    try:
+        t0 = time.monotonic()
+        admitted = refused = 0
+        for _ in range(20):
+            s = connect(port)
+            try:
+                if s.recv(2).startswith(b"b"):
+                    admitted += 1
+                else:
+                    refused += 1
+            except ConnectionResetError:
+                refused += 1
+            s.close()
+        elapsed = time.monotonic() - t0
+        # A burst of one second's worth (4) plus what refilled meanwhile, never more.
+        assert 4 <= admitted <= 4 + int(4 * elapsed) + 1, (admitted, elapsed)
+        assert refused == 20 - admitted
+        wait_until(lambda: sum(w["rejected_rate"] for w in v.stats()["workers"]) == refused, what="rejections counted")
+    finally:
+        v.close()
+        b.close()
+
+
 def case_idle_timeout(r, model):
     b = Backend("b")
     port = free_port()
@@ -315,7 +342,7 @@ def case_drain_grace_expires(r, model):
 def main():
     r = Runner()
     cases = [case_large_payload, case_half_close, case_backend_down_retry, case_health_check_marks_down,
-             case_no_server, case_connection_limits, case_idle_timeout, case_reload_under_traffic,
+             case_no_server, case_connection_limits, case_rate_limit, case_idle_timeout, case_reload_under_traffic,
              case_sigterm_drain, case_drain_grace_expires]
     for model in r.models:
         for c in cases:

@@ -157,6 +157,11 @@ static void test_token_bucket(void **state)
     assert_in_range(ok, 99, 111); /* 10/s over 10 s, plus at most the burst */
     voro_token_bucket_set_rate(&b, 0);
     assert_true(voro_token_bucket_take(&b, 12000)); /* 0 = unlimited */
+    voro_token_bucket_set_rate(&b, 5); /* from unlimited: a full burst at once */
+    ok = 0;
+    for (int i = 0; i < 20; i++)
+        ok += voro_token_bucket_take(&b, 12000);
+    assert_int_equal(ok, 5);
 }
 
 int main(void)
