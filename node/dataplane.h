@@ -1,5 +1,5 @@
-/* What all workers of a node share: the published snapshot pointer, and the node-wide connection
- * admission state. Written by the control thread, read by workers. */
+/* What all workers of a node share: the published snapshot pointer, the node-wide connection
+ * admission state, and UDP sessions in transit between workers. Written by the control thread, read by workers. */
 #ifndef VORO_NODE_DATAPLANE_H
 #define VORO_NODE_DATAPLANE_H
 
@@ -8,11 +8,13 @@
 
 #include "node/conn_limit.h"
 #include "node/snapshot.h"
+#include "node/udp_handover.h"
 
 struct voro_dataplane {
     _Atomic(struct voro_snapshot *) current; /* the node holds one ref */
     struct voro_conn_limits limits;
     _Atomic uint64_t generation;
+    struct voro_udp_handovers udp_handovers;
 };
 
 #endif

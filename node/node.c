@@ -72,7 +72,11 @@ static int registry_prepare(struct voro_node *node, struct voro_snapshot *snap)
         touched[n_touched].had = e->set.n_fds;
         touched[n_touched].fresh = fresh;
         n_touched++;
-        while (e->set.n_fds < threads) {
+        /* A UDP listener keeps the sockets it was created with: adding one to a SO_REUSEPORT
+         * group re-hashes every client onto possibly another socket, which would orphan the
+         * sessions (they live with the socket that received the client's first datagram). */
+        unsigned want = (lc->mode == VORO_MODE_UDP && e->set.n_fds) ? e->set.n_fds : threads;
+        while (e->set.n_fds < want) {
             int fd = voro_listen_socket_open(&lc->bind, lc->mode);
             if (fd < 0) {
                 rc = fd;
@@ -108,7 +112,13 @@ int voro_node_init(struct voro_node *node, const struct voro_config *cfg)
     memset(node, 0, sizeof(*node));
     node->started_ms = voro_now_ms();
     node->io_model = (enum voro_io_model)cfg->io_model;
-    return voro_conn_limits_init(&node->dp.limits, cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
+    int rc = voro_udp_handovers_init(&node->dp.udp_handovers);
+    if (rc)
+        return rc;
+    rc = voro_conn_limits_init(&node->dp.limits, cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
+    if (rc)
+        voro_udp_handovers_destroy(&node->dp.udp_handovers);
+    return rc;
 }
 
 static void retire_worker(struct voro_node *node, struct voro_worker *w)
@@ -142,7 +152,7 @@ static int replace_workers(struct voro_node *node, unsigned threads, enum voro_i
     struct voro_worker *fresh[VORO_MAX_THREADS] = {0};
     int rc = 0;
     for (unsigned slot = 0; slot < threads; slot++) {
-        rc = voro_worker_create(&fresh[slot], &node->dp, slot, node->next_worker_id++, model, cfg);
+        rc = voro_worker_create(&fresh[slot], &node->dp, slot, node->next_worker_id++, node->cohort, model, cfg);
         if (rc == 0)
             rc = voro_worker_start(fresh[slot]);
         if (rc) {
@@ -167,6 +177,29 @@ static int replace_workers(struct voro_node *node, unsigned threads, enum voro_i
     return 0;
 }
 
+/* Before workers are replaced: every UDP socket the old workers read (the sockets of `old`
+ * that the new config keeps) will have its sessions handed over to its new reader. */
+static void expect_udp_handovers(struct voro_node *node, const struct voro_snapshot *old, const struct voro_snapshot *fresh)
+{
+    if (!old)
+        return;
+    const struct voro_config *cfg = fresh->cfg;
+    uint64_t deadline = voro_now_ms() + 2000;
+    for (size_t l = 0; l < cfg->n_listeners; l++) {
+        if (cfg->listeners[l].mode != VORO_MODE_UDP)
+            continue;
+        for (size_t o = 0; o < old->cfg->n_listeners; o++) {
+            if (old->cfg->listeners[o].mode != VORO_MODE_UDP ||
+                strcmp(old->cfg->listeners[o].bind.text, cfg->listeners[l].bind.text) != 0)
+                continue;
+            for (unsigned j = 0; j < old->listen[o].n_fds; j++)
+                if (voro_udp_handover_expect(&node->dp.udp_handovers, old->listen[o].fds[j], deadline) != 0)
+                    VORO_WARN("node", "out of memory: UDP sessions on %s may be lost in this reload",
+                              cfg->listeners[l].bind.text);
+        }
+    }
+}
+
 int voro_node_apply(struct voro_node *node, struct voro_config *cfg)
 {
     enum voro_io_model model = node->io_model_forced ? node->io_model : (enum voro_io_model)cfg->io_model;
@@ -186,8 +219,12 @@ int voro_node_apply(struct voro_node *node, struct voro_config *cfg)
         voro_snapshot_destroy(snap);
         return rc;
     }
-    node->generation = snap->generation;
+    bool structural = node->n_workers != threads || (node->n_workers && model != node->io_model);
+    snap->cohort = (node->n_workers == 0 || structural) ? node->cohort + 1 : node->cohort;
     struct voro_snapshot *old = node->current;
+    if (node->n_workers && structural)
+        expect_udp_handovers(node, old, snap); /* before any old worker can see the new snapshot */
+    node->generation = snap->generation;
     node->current = snap;
     atomic_store_explicit(&node->dp.current, snap, memory_order_release);
     if (old) {
@@ -195,7 +232,7 @@ int voro_node_apply(struct voro_node *node, struct voro_config *cfg)
         old->retired_next = node->retired;
         node->retired = old;
     }
-    bool structural = node->n_workers != threads || (node->n_workers && model != node->io_model);
+    node->cohort = snap->cohort;
     node->io_model = model;
     if (node->n_workers == 0 || structural) {
         rc = replace_workers(node, threads, model, cfg);
@@ -340,4 +377,5 @@ void voro_node_destroy(struct voro_node *node)
         registry_close_entry(e);
     }
     voro_conn_limits_destroy(&node->dp.limits);
+    voro_udp_handovers_destroy(&node->dp.udp_handovers);
 }

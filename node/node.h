@@ -29,6 +29,7 @@ struct voro_node {
     struct voro_snapshot *current;     /* the node's reference */
     struct voro_snapshot *retired;     /* waiting for their last worker reference */
     uint64_t generation;
+    uint64_t cohort;             /* bumped each time the workers are replaced */
     unsigned next_worker_id;
     enum voro_io_model io_model; /* configured (after the command-line override) */
     bool io_model_forced;        /* --io-model given: config io_model is ignored */

@@ -55,6 +55,7 @@ struct voro_snapshot {
     uint32_t n_servers_total;
     uint32_t n_slots;                    /* worker slots the counters are sized for */
     uint64_t generation;
+    uint64_t cohort;                     /* the worker generation that takes on new sockets */
     _Atomic int refs;                    /* holders: the node's "current" + each worker using it */
     struct voro_snapshot *retired_next;  /* node's list of snapshots waiting for refs == 0 */
 };

@@ -5,12 +5,14 @@
  * never waits, and queueing it as an op would cost a copy per datagram. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "node/udp_handover.h"
 #include "node/worker.h"
 
 #define UDP_MAX_DATAGRAM 65536
@@ -44,6 +46,8 @@ struct voro_udp_listener {
     int fd;
     int listener;
     bool armed, closing;
+    bool waiting_handover;              /* not reading until the previous owner's sessions arrive */
+    struct voro_udp_handover *exporting; /* sessions collected for a successor, owned */
     struct voro_op op;
     struct msghdr msg;
     struct iovec iov;
@@ -74,6 +78,21 @@ static void session_unlink(struct udp_session *s)
 
 static void listener_maybe_free(struct voro_udp_listener *ul);
 
+static int export_session(struct voro_udp_listener *ul, const struct udp_session *s)
+{
+    struct voro_udp_session_record rec = {
+        .client = s->client,
+        .client_len = s->client_len,
+        .has_local = s->has_local,
+        .upstream_fd = s->fd,
+        .key = s->key,
+    };
+    memcpy(&rec.local, &s->local, sizeof(rec.local));
+    const struct voro_pool_config *pc = &s->view->snap->cfg->pools[s->pool];
+    snprintf(rec.server_addr, sizeof(rec.server_addr), "%s", pc->servers[s->server].addr.text);
+    return voro_udp_handover_add(ul->exporting, &rec);
+}
+
 static void session_maybe_free(struct udp_session *s)
 {
     if (!s->closing || s->recv_armed)
@@ -81,7 +100,10 @@ static void session_maybe_free(struct udp_session *s)
     struct voro_udp_listener *ul = s->ul;
     struct voro_worker *w = ul->w;
     voro_timer_del(&w->wheel, &s->timer);
-    voro_loop_close(w->loop, s->fd);
+    if (ul->exporting && export_session(ul, s) == 0)
+        voro_loop_forget(w->loop, s->fd); /* the successor owns the socket now */
+    else
+        voro_loop_close(w->loop, s->fd);
     voro_lb_conn_end(&s->view->lbs[s->pool], s->server);
     voro_counter_sub(&s->sc->active, 1);
     voro_worker_view_release(w, s->view);
@@ -147,8 +169,11 @@ static void on_session_recv(struct voro_op *op, int res)
     struct voro_worker *w = s->ul->w;
     s->recv_armed = false;
     if (s->closing) {
-        if (op->buf)
+        if (op->buf) {
+            if (res > 0) /* a reply that raced the close still reaches its client */
+                session_send_to_client(s, op->buf->data, (size_t)res);
             voro_loop_buf_release(w->loop, op->buf);
+        }
         session_maybe_free(s);
         return;
     }
@@ -193,13 +218,54 @@ static void read_local_address(struct voro_udp_listener *ul, struct udp_session 
     }
 }
 
+/* Registers a session on upstream socket `fd` (owned from here on) to pools[pool].servers[idx]. */
+static struct udp_session *session_start(struct voro_udp_listener *ul, int fd, size_t pool, int idx, uint64_t key,
+                                         const struct sockaddr_storage *client, socklen_t client_len)
+{
+    struct voro_worker *w = ul->w;
+    struct voro_worker_view *view = w->view;
+    const struct voro_listener_config *lc = &view->snap->cfg->listeners[ul->listener];
+    struct udp_session *s = voro_slab_alloc(&ul->sessions_slab);
+    if (!s) {
+        close(fd);
+        return NULL;
+    }
+    s->ul = ul;
+    s->view = voro_worker_view_acquire(w);
+    s->fd = fd;
+    s->pool = (int)pool;
+    s->server = idx;
+    s->key = key;
+    memcpy(&s->client, client, client_len);
+    s->client_len = client_len;
+    s->idle_ms = lc->idle_timeout_ms ? lc->idle_timeout_ms : 30000;
+    s->last_active_ms = w->now_ms;
+    s->sc = voro_worker_server_counters(w, view, pool, (size_t)idx);
+    voro_lb_conn_begin(&view->lbs[pool], idx);
+    voro_counter_add(&s->sc->connections, 1);
+    voro_counter_add(&s->sc->active, 1);
+    s->recv_op = (struct voro_op){.cb = on_session_recv, .data = s};
+    voro_timer_init(&s->timer, on_session_timer, s);
+    voro_timer_add(&w->wheel, &s->timer, s->idle_ms);
+    s->hnext = ul->buckets[key & (UDP_BUCKETS - 1)];
+    ul->buckets[key & (UDP_BUCKETS - 1)] = s;
+    ul->n_sessions++;
+    voro_counter_add(&w->stats.udp_sessions, 1);
+    voro_counter_add(&w->stats.udp_sessions_total, 1);
+    if (voro_loop_recv(w->loop, &s->recv_op, fd) == 0) {
+        s->recv_armed = true;
+        return s;
+    }
+    session_close(s);
+    return NULL;
+}
+
 static struct udp_session *session_open(struct voro_udp_listener *ul, uint64_t key)
 {
     struct voro_worker *w = ul->w;
     struct voro_worker_view *view = w->view;
     const struct voro_config *cfg = view->snap->cfg;
-    const struct voro_listener_config *lc = &cfg->listeners[ul->listener];
-    size_t pool = lc->pool_index;
+    size_t pool = cfg->listeners[ul->listener].pool_index;
     if (ul->n_sessions >= ul->max_sessions)
         return NULL;
     int idx = voro_lb_pick(&view->lbs[pool], key, NULL);
@@ -215,41 +281,40 @@ static struct udp_session *session_open(struct voro_udp_listener *ul, uint64_t k
         close(fd);
         return NULL;
     }
-    struct udp_session *s = voro_slab_alloc(&ul->sessions_slab);
-    if (!s) {
-        close(fd);
-        return NULL;
-    }
-    s->ul = ul;
-    s->view = voro_worker_view_acquire(w);
-    s->fd = fd;
-    s->pool = (int)pool;
-    s->server = idx;
-    s->key = key;
-    memcpy(&s->client, &ul->peer, ul->msg.msg_namelen);
-    s->client_len = ul->msg.msg_namelen;
-    read_local_address(ul, s);
-    s->idle_ms = lc->idle_timeout_ms ? lc->idle_timeout_ms : 30000;
-    s->last_active_ms = w->now_ms;
-    s->sc = voro_worker_server_counters(w, view, pool, (size_t)idx);
-    voro_lb_conn_begin(&view->lbs[pool], idx);
-    voro_counter_add(&s->sc->connections, 1);
-    voro_counter_add(&s->sc->active, 1);
-    s->recv_op = (struct voro_op){.cb = on_session_recv, .data = s};
-    voro_timer_init(&s->timer, on_session_timer, s);
-    voro_timer_add(&w->wheel, &s->timer, s->idle_ms);
-    s->hnext = ul->buckets[key & (UDP_BUCKETS - 1)];
-    ul->buckets[key & (UDP_BUCKETS - 1)] = s;
-    ul->n_sessions++;
-    voro_counter_add(&w->stats.udp_sessions, 1);
-    voro_counter_add(&w->stats.udp_sessions_total, 1);
-    if (voro_loop_recv(w->loop, &s->recv_op, fd) == 0)
-        s->recv_armed = true;
-    else {
-        session_close(s);
-        return NULL;
-    }
+    struct udp_session *s = session_start(ul, fd, pool, idx, key, &ul->peer, ul->msg.msg_namelen);
+    if (s)
+        read_local_address(ul, s);
     return s;
+}
+
+/* Adopts the sessions a replaced worker handed over for this socket. */
+static void import_sessions(struct voro_udp_listener *ul, struct voro_udp_handover *e)
+{
+    struct voro_worker *w = ul->w;
+    const struct voro_config *cfg = w->view->snap->cfg;
+    size_t pool = cfg->listeners[ul->listener].pool_index;
+    const struct voro_pool_config *pc = &cfg->pools[pool];
+    size_t adopted = 0;
+    for (size_t i = 0; i < e->n_records; i++) {
+        struct voro_udp_session_record *rec = &e->records[i];
+        int idx = -1;
+        for (size_t sidx = 0; sidx < pc->n_servers && idx < 0; sidx++)
+            if (strcmp(pc->servers[sidx].addr.text, rec->server_addr) == 0)
+                idx = (int)sidx;
+        if (idx < 0 || ul->n_sessions >= ul->max_sessions)
+            continue; /* its server left the pool: voro_udp_handover_free closes the socket */
+        int fd = rec->upstream_fd;
+        rec->upstream_fd = -1;
+        struct udp_session *s = session_start(ul, fd, pool, idx, rec->key, &rec->client, rec->client_len);
+        if (!s)
+            continue;
+        s->has_local = rec->has_local;
+        memcpy(&s->local, &rec->local, sizeof(s->local));
+        adopted++;
+    }
+    if (e->n_records)
+        VORO_INFO("udp", "worker %u: adopted %zu of %zu UDP sessions on fd %d", w->slot, adopted, e->n_records, ul->fd);
+    voro_udp_handover_free(e);
 }
 
 static struct udp_session *session_find(struct voro_udp_listener *ul, uint64_t key)
@@ -323,14 +388,24 @@ static void listener_maybe_free(struct voro_udp_listener *ul)
     if (*pp)
         *pp = ul->next;
     voro_loop_forget(w->loop, ul->fd);
+    if (ul->exporting) {
+        size_t n = ul->exporting->n_records;
+        if (voro_udp_handover_publish(&w->dp->udp_handovers, ul->exporting) == 0)
+            VORO_INFO("udp", "worker %u: handed %zu UDP session%s on fd %d to its successor", w->slot, n,
+                      n == 1 ? "" : "s", ul->fd);
+        voro_udp_handover_free(ul->exporting); /* closes the sockets if nobody took them */
+    }
     voro_slab_destroy(&ul->sessions_slab);
     free(ul);
 }
 
-static void listener_close(struct voro_udp_listener *ul)
+static void listener_close(struct voro_udp_listener *ul, bool hand_over)
 {
     if (ul->closing)
         return;
+    /* A listener still waiting for its predecessor never read the socket: nothing to hand on. */
+    if (hand_over && !ul->waiting_handover && voro_udp_handover_expected(&ul->w->dp->udp_handovers, ul->fd))
+        ul->exporting = voro_udp_handover_new(ul->fd);
     /* Close the sessions first: with `closing` still false none of them can free `ul`. */
     for (size_t b = 0; b < UDP_BUCKETS; b++) {
         while (ul->buckets[b])
@@ -340,6 +415,24 @@ static void listener_close(struct voro_udp_listener *ul)
     if (ul->armed)
         voro_loop_cancel(ul->w->loop, &ul->op);
     listener_maybe_free(ul);
+}
+
+/* Starts reading the socket unless a previous owner is still handing its sessions over. */
+static void listener_claim(struct voro_udp_listener *ul)
+{
+    struct voro_udp_handover *e = NULL;
+    switch (voro_udp_handover_claim(&ul->w->dp->udp_handovers, ul->fd, ul->w->now_ms, &e)) {
+    case VORO_UDP_CLAIM_WAIT:
+        ul->waiting_handover = true;
+        return;
+    case VORO_UDP_CLAIM_READY:
+        import_sessions(ul, e);
+        break;
+    case VORO_UDP_CLAIM_NONE:
+        break;
+    }
+    ul->waiting_handover = false;
+    listener_arm(ul);
 }
 
 int voro_udp_proxy_attach(struct voro_worker *w, int listener, int fd)
@@ -366,29 +459,29 @@ int voro_udp_proxy_attach(struct voro_worker *w, int listener, int fd)
     ul->op = (struct voro_op){.cb = on_listener_recv, .data = ul};
     ul->next = w->udp;
     w->udp = ul;
-    listener_arm(ul);
+    listener_claim(ul);
     return 0;
+}
+
+void voro_udp_proxy_poll_handovers(struct voro_worker *w)
+{
+    for (struct voro_udp_listener *ul = w->udp; ul; ul = ul->next)
+        if (ul->waiting_handover && !ul->closing)
+            listener_claim(ul);
 }
 
 void voro_udp_proxy_detach_missing(struct voro_worker *w)
 {
     struct voro_snapshot *snap = w->view->snap;
     const struct voro_config *cfg = snap->cfg;
-    unsigned threads = cfg->threads ? cfg->threads : 1;
     struct voro_udp_listener *ul = w->udp;
     while (ul) {
         struct voro_udp_listener *next = ul->next;
         bool keep = false;
-        for (size_t l = 0; l < cfg->n_listeners && !keep; l++) {
-            if (cfg->listeners[l].mode != VORO_MODE_UDP)
-                continue;
-            const struct voro_listen_set *ls = &snap->listen[l];
-            for (unsigned j = 0; j < ls->n_fds; j++)
-                if (ls->fds[j] == ul->fd && j % threads == w->slot % threads)
-                    keep = true;
-        }
+        for (size_t l = 0; l < cfg->n_listeners && !keep; l++)
+            keep = cfg->listeners[l].mode == VORO_MODE_UDP && voro_worker_serves_fd(w, snap, &snap->listen[l], ul->fd);
         if (!keep)
-            listener_close(ul);
+            listener_close(ul, true); /* hands its sessions over if the node expects it */
         ul = next;
     }
 }
@@ -398,7 +491,7 @@ void voro_udp_proxy_close_all(struct voro_worker *w)
     struct voro_udp_listener *ul = w->udp;
     while (ul) {
         struct voro_udp_listener *next = ul->next;
-        listener_close(ul);
+        listener_close(ul, true);
         ul = next;
     }
 }

@@ -165,13 +165,17 @@ static void accepts_reap(struct voro_worker *w)
         atomic_store_explicit(&w->adopted_generation, w->view->snap->generation, memory_order_release);
 }
 
-static bool fd_assigned_to_me(const struct voro_worker *w, const struct voro_snapshot *snap, const struct voro_listen_set *ls,
-                              int fd)
+bool voro_worker_serves_fd(const struct voro_worker *w, const struct voro_snapshot *snap, const struct voro_listen_set *ls,
+                           int fd)
 {
     unsigned threads = snap->cfg->threads ? snap->cfg->threads : 1;
-    for (unsigned j = 0; j < ls->n_fds; j++)
-        if (ls->fds[j] == fd)
-            return j % threads == w->slot % threads;
+    for (unsigned j = 0; j < ls->n_fds; j++) {
+        if (ls->fds[j] != fd)
+            continue;
+        /* A worker of an older cohort (about to be replaced) keeps what it has until it is
+         * told to drain; the slot mapping is the new cohort's business. */
+        return w->cohort != snap->cohort || j % threads == w->slot % threads;
+    }
     return false;
 }
 
@@ -185,7 +189,7 @@ static void sync_listeners(struct voro_worker *w)
             continue;
         bool keep = false;
         for (size_t l = 0; l < cfg->n_listeners && !keep; l++) {
-            if (cfg->listeners[l].mode != VORO_MODE_UDP && fd_assigned_to_me(w, snap, &snap->listen[l], a->fd)) {
+            if (cfg->listeners[l].mode != VORO_MODE_UDP && voro_worker_serves_fd(w, snap, &snap->listen[l], a->fd)) {
                 keep = true;
                 a->listener = (int)l;
             }
@@ -193,8 +197,9 @@ static void sync_listeners(struct voro_worker *w)
         if (!keep)
             accept_cancel(w, a);
     }
-    if (w->draining)
-        return;
+    voro_udp_proxy_detach_missing(w);
+    if (w->draining || w->cohort != snap->cohort)
+        return; /* only the current cohort takes on sockets */
     unsigned threads = cfg->threads ? cfg->threads : 1;
     for (size_t l = 0; l < cfg->n_listeners; l++) {
         const struct voro_listen_set *ls = &snap->listen[l];
@@ -226,7 +231,6 @@ static void sync_listeners(struct voro_worker *w)
             accept_arm(a);
         }
     }
-    voro_udp_proxy_detach_missing(w);
 }
 
 /* ---- snapshots ------------------------------------------------------------------------ */
@@ -289,6 +293,8 @@ static void *worker_main(void *arg)
     for (;;) {
         int64_t next = voro_timer_wheel_next_ms(&w->wheel, w->now_ms);
         int timeout = (next < 0 || next > MAX_LOOP_WAIT_MS) ? MAX_LOOP_WAIT_MS : (int)next;
+        if (timeout > 10 && atomic_load_explicit(&w->dp->udp_handovers.pending, memory_order_relaxed))
+            timeout = 10; /* a predecessor may publish UDP sessions at any moment */
         int rc = voro_loop_run(w->loop, timeout);
         if (rc < 0 && rc != -EINTR) {
             VORO_ERROR("worker", "worker %u: event loop failed: %s", w->slot, strerror(-rc));
@@ -297,6 +303,8 @@ static void *worker_main(void *arg)
         w->now_ms = voro_now_ms();
         voro_timer_wheel_advance(&w->wheel, w->now_ms);
         accepts_reap(w);
+        if (atomic_load_explicit(&w->dp->udp_handovers.pending, memory_order_relaxed))
+            voro_udp_proxy_poll_handovers(w);
 
         uint32_t cmd = atomic_exchange(&w->commands, 0);
         if (!w->draining && !stopping)
@@ -329,7 +337,7 @@ static void *worker_main(void *arg)
 }
 
 int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsigned slot, unsigned id,
-                       enum voro_io_model model, const struct voro_config *cfg)
+                       uint64_t cohort, enum voro_io_model model, const struct voro_config *cfg)
 {
     int rc = -ENOMEM;
     struct voro_worker *w = calloc(1, sizeof(*w));
@@ -337,6 +345,7 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
         return -ENOMEM;
     w->slot = slot;
     w->id = id;
+    w->cohort = cohort;
     w->dp = dp;
     w->requested_model = model;
     struct voro_loop_opts lo = {

@@ -71,6 +71,7 @@ struct voro_udp_listener;
 struct voro_worker {
     unsigned slot;
     unsigned id;                 /* unique for the process lifetime */
+    uint64_t cohort;             /* the worker generation it belongs to */
     struct voro_dataplane *dp;   /* not owned */
     pthread_t thread;
     bool thread_started;
@@ -101,9 +102,10 @@ struct voro_worker {
     struct voro_worker_stats stats;
 };
 
-/* Creates worker `slot` (thread not started). `id` must be unique in the process. */
+/* Creates worker `slot` (thread not started). `id` must be unique in the process; `cohort`
+ * names the generation of workers it belongs to (see voro_snapshot.cohort). */
 int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsigned slot, unsigned id,
-                       enum voro_io_model model, const struct voro_config *cfg);
+                       uint64_t cohort, enum voro_io_model model, const struct voro_config *cfg);
 /* Starts the thread and waits until its loop runs (or failed to start: returns its error). */
 int voro_worker_start(struct voro_worker *w);
 /* Posts commands; thread-safe. */
@@ -116,6 +118,9 @@ void voro_worker_destroy(struct voro_worker *w);
 /* Worker-internal API used by the proxies (worker thread only). */
 struct voro_worker_view *voro_worker_view_acquire(struct voro_worker *w);
 void voro_worker_view_release(struct voro_worker *w, struct voro_worker_view *view);
+/* Whether `w` should read listening socket `fd` of `ls` under `snap`. */
+bool voro_worker_serves_fd(const struct voro_worker *w, const struct voro_snapshot *snap, const struct voro_listen_set *ls,
+                           int fd);
 struct voro_server_counters *voro_worker_server_counters(struct voro_worker *w, struct voro_worker_view *view,
                                                          size_t pool, size_t server);
 
@@ -127,7 +132,10 @@ void voro_tcp_proxy_abort_all(struct voro_worker *w);
 /* udp_proxy.c */
 int voro_udp_proxy_attach(struct voro_worker *w, int listener, int fd);
 void voro_udp_proxy_detach_missing(struct voro_worker *w);
+/* Stops every UDP listener; sessions go to a successor when the node expects a hand-over. */
 void voro_udp_proxy_close_all(struct voro_worker *w);
+/* Re-checks listeners waiting for a predecessor's sessions. */
+void voro_udp_proxy_poll_handovers(struct voro_worker *w);
 bool voro_udp_proxy_idle(const struct voro_worker *w);
 /* No UDP listener is being closed (its socket is no longer used by this worker). */
 bool voro_udp_proxy_settled(const struct voro_worker *w);

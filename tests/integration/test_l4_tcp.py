@@ -292,6 +292,39 @@ def case_reload_under_traffic(r, model):
         b2.close()
 
 
+def case_reload_changes_io_model(r, model):
+    """io_model comes from the config here (no --io-model): changing it replaces the workers one
+    at a time while an established connection keeps flowing through its old worker."""
+    b = Backend("b")
+    port = free_port()
+    other = "poll" if model != "poll" else "epoll"
+    base = config(port, [b.addr], threads=1)
+    v = Voro(r.args.voro, base.replace("threads = 1", f"threads = 1\nio_model = {model}"))
+    try:
+        s = connect(port)
+        s.sendall(b"one")
+        assert recv_exactly(s, 3) == b"one"
+        assert v.stats()["io_model"]["running"] == model
+        v.write_config(base.replace("threads = 1", f"threads = 1\nio_model = {other}"))
+        v.signal(signal.SIGHUP)
+        wait_until(lambda: v.stats()["io_model"]["running"] == other, what="new io model running")
+        st = v.stats()
+        states = sorted((w["io_model"], w["state"]) for w in st["workers"])
+        assert (model, "draining") in states and (other, "running") in states, states
+        s.sendall(b"two")  # served by the draining old worker
+        assert recv_exactly(s, 3) == b"two"
+        c = connect(port)  # served by the new worker
+        c.sendall(b"new")
+        assert recv_exactly(c, 3) == b"new"
+        c.close()
+        s.close()
+        wait_until(lambda: len(v.stats()["workers"]) == 1, what="old worker finished draining")
+        assert v.stats()["workers"][0]["io_model"] == other
+    finally:
+        v.close()
+        b.close()
+
+
 def case_sigterm_drain(r, model):
     b = Backend("b")
     port = free_port()
@@ -343,7 +376,7 @@ def main():
     r = Runner()
     cases = [case_large_payload, case_half_close, case_backend_down_retry, case_health_check_marks_down,
              case_no_server, case_connection_limits, case_rate_limit, case_idle_timeout, case_reload_under_traffic,
-             case_sigterm_drain, case_drain_grace_expires]
+             case_reload_changes_io_model, case_sigterm_drain, case_drain_grace_expires]
     for model in r.models:
         for c in cases:
             r.run(f"{c.__name__[5:]}[{model}]", c, r, model)

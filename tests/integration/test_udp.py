@@ -1,5 +1,7 @@
 """UDP proxy scenarios on all four io models: a session per client (own upstream socket),
 replies from the address the client wrote to, balancing per session, idle expiry."""
+import re
+import signal
 import socket
 import time
 
@@ -94,10 +96,48 @@ def case_idle_expiry(r, model):
         u.close()
 
 
+def case_sessions_survive_worker_replacement(r, model):
+    """A reload that changes threads and io_model replaces the workers: every session keeps its
+    upstream socket (the backend sees the same source port) and its backend."""
+    u1, u2 = UdpBackend("u1"), UdpBackend("u2")
+    port = free_port(socket.SOCK_DGRAM)
+    base = config(port, [u1.addr, u2.addr], idle="30s")
+    other = "epoll" if model != "epoll" else "poll"
+    v = Voro(r.args.voro, base.replace("threads = 1", f"threads = 1\nio_model = {model}"))
+    try:
+        clients = [client() for _ in range(6)]
+        first = []
+        for i, c in enumerate(clients):
+            c.sendto(b"a%d" % i, ("127.0.0.1", port))
+            first.append(c.recvfrom(100)[0].split(b":")[0])
+        peers_before = set(u1.peers) | set(u2.peers)
+        assert len(peers_before) == 6
+        gen = v.stats()["node"]["config_generation"]
+        v.write_config(base.replace("threads = 1", f"threads = 2\nio_model = {other}"))
+        v.signal(signal.SIGHUP)
+        wait_until(lambda: v.stats()["node"]["config_generation"] == gen + 1, what="reload applied")
+        wait_until(lambda: v.stats()["io_model"]["running"] == other and len(v.stats()["workers"]) == 2,
+                   what="workers replaced")
+        for i, c in enumerate(clients):
+            c.sendto(b"b%d" % i, ("127.0.0.1", port))
+            data, src = c.recvfrom(100)
+            assert src == ("127.0.0.1", port)
+            assert data == first[i] + b":b%d" % i, (data, first[i])
+        assert set(u1.peers) | set(u2.peers) == peers_before, "upstream sockets changed"
+        adopted = [int(a) for a, _ in re.findall(r"adopted (\d+) of (\d+) UDP sessions", v.log_text())]
+        assert sum(adopted) == 6, v.log_text()
+        for c in clients:
+            c.close()
+    finally:
+        v.close()
+        u1.close()
+        u2.close()
+
+
 def main():
     r = Runner()
     for model in r.models:
-        for c in (case_sessions, case_reply_source_address, case_idle_expiry):
+        for c in (case_sessions, case_reply_source_address, case_idle_expiry, case_sessions_survive_worker_replacement):
             r.run(f"{c.__name__[5:]}[{model}]", c, r, model)
     r.finish()
 
