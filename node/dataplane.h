@@ -13,6 +13,7 @@
 struct voro_dataplane {
     _Atomic(struct voro_snapshot *) current; /* the node holds one ref */
     struct voro_conn_limits limits;
+    uint32_t fd_connection_cap; /* proxied connections the fd limit allows (0 = not computed) */
     _Atomic uint64_t generation;
     struct voro_udp_handovers udp_handovers;
 };

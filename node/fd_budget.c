@@ -36,9 +36,8 @@ int voro_fd_budget_check(const struct voro_config *cfg, struct voro_fd_budget *o
     out->connections = (out->limit - fixed) / 2;
     VORO_INFO("node", "fd budget: limit %lu, %lu fixed, room for about %lu proxied connections", out->limit, fixed,
               out->connections);
-    if (cfg->max_connections && cfg->max_connections > out->connections)
-        VORO_WARN("node",
-                  "max_connections = %u exceeds what the fd limit allows (%lu); accepts will back off on EMFILE beyond that",
-                  cfg->max_connections, out->connections);
+    if (!cfg->max_connections || cfg->max_connections > out->connections)
+        VORO_WARN("node", "max_connections %s%u is capped at %lu by the fd limit (raise LimitNOFILE to hold more)",
+                  cfg->max_connections ? "= " : "(unlimited) ", cfg->max_connections, out->connections);
     return 0;
 }

@@ -2,6 +2,7 @@
  * starts the data plane (workers) and runs the control plane on the main thread. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +156,7 @@ int main(int argc, char **argv)
         voro_config_free(cfg);
         goto out_mask;
     }
+    node.dp.fd_connection_cap = budget.connections > UINT32_MAX ? UINT32_MAX : (uint32_t)budget.connections;
     if (io_model_name) {
         node.io_model = forced_model;
         node.io_model_forced = true;

@@ -326,7 +326,13 @@ static void conn_connect_next(struct voro_tcp_conn *c)
     const struct voro_sockaddr *addr = &pc->servers[idx].addr;
     int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        voro_counter_add(&w->stats.errors, 1);
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* Out of descriptors: accepting more clients would only mean closing them again. */
+            voro_counter_add(&w->stats.accept_errors, 1);
+            voro_worker_pause_accepts(w);
+        } else {
+            voro_counter_add(&w->stats.errors, 1);
+        }
         conn_abort(c);
         return;
     }
@@ -375,10 +381,16 @@ void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd)
     }
     struct voro_conn_admission adm = {.ip_slot = -1};
     bool admitted = false;
-    if (cfg->max_connections || cfg->max_connections_per_ip) {
+    /* Like HAProxy's maxconn derived from ulimit: never take more connections than the fd
+     * limit can hold, so the process keeps descriptors for its admin API and health checks. */
+    uint32_t max_total = cfg->max_connections;
+    uint32_t cap = w->dp->fd_connection_cap;
+    if (cap && (max_total == 0 || max_total > cap))
+        max_total = cap;
+    if (max_total || cfg->max_connections_per_ip) {
         static const struct sockaddr_in any = {.sin_family = AF_INET};
         const struct sockaddr *who = need_peer ? (const struct sockaddr *)&peer : (const struct sockaddr *)&any;
-        enum voro_admit_result ar = voro_conn_limits_admit(&w->dp->limits, who, cfg->max_connections,
+        enum voro_admit_result ar = voro_conn_limits_admit(&w->dp->limits, who, max_total,
                                                            cfg->max_connections_per_ip, &adm);
         if (ar != VORO_ADMIT_OK) {
             voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip

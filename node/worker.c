@@ -128,8 +128,20 @@ static void on_accept_backoff(struct voro_timer *t)
 {
     struct voro_accept_slot *a = t->data;
     a->backing_off = false;
-    if (!a->cancelling && !a->worker->draining)
+    if (!a->armed && !a->cancelling && !a->worker->draining)
         accept_arm(a);
+}
+
+void voro_worker_pause_accepts(struct voro_worker *w)
+{
+    for (struct voro_accept_slot *a = w->accepts; a; a = a->next) {
+        if (a->cancelling || a->backing_off)
+            continue;
+        a->backing_off = true;
+        voro_timer_add(&w->wheel, &a->backoff, ACCEPT_BACKOFF_MS);
+        if (a->armed)
+            voro_loop_cancel(w->loop, &a->op);
+    }
 }
 
 static void accept_cancel(struct voro_worker *w, struct voro_accept_slot *a)

@@ -124,6 +124,9 @@ bool voro_worker_serves_fd(const struct voro_worker *w, const struct voro_snapsh
 struct voro_server_counters *voro_worker_server_counters(struct voro_worker *w, struct voro_worker_view *view,
                                                          size_t pool, size_t server);
 
+/* Stops accepting for a short back-off period (descriptors ran out). */
+void voro_worker_pause_accepts(struct voro_worker *w);
+
 /* tcp_proxy.c */
 size_t voro_tcp_conn_size(void);
 void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd);

@@ -3,6 +3,7 @@ half-close, a dead backend (retry elsewhere), connection limits, idle timeout, S
 under traffic without a dropped connection, and SIGTERM drain."""
 import hashlib
 import os
+import re
 import signal
 import socket
 import threading
@@ -204,6 +205,52 @@ def case_rate_limit(r, model):
         b.close()
 
 
+def case_fd_limit_caps_connections(r, model):
+    """With a low fd limit the node caps connections at what the limit can hold (like HAProxy's
+    maxconn from ulimit): excess clients are closed cleanly and counted, the admin API stays
+    reachable, proxied connections keep working, and capacity comes back when they close."""
+    import resource
+
+    def low_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400))
+
+    b = Backend("b")
+    port = free_port()
+    v = Voro(r.args.voro, config(port, [b.addr], threads=1), io_model=model, preexec_fn=low_fd_limit)
+    clients = []
+    try:
+        m = re.search(r"room for about (\d+) proxied connections", v.log_text())
+        assert m, v.log_text()
+        cap = int(m.group(1))
+        assert 10 < cap < 200, cap
+        for _ in range(cap):
+            c = connect(port)
+            c.sendall(b"p")
+            assert recv_exactly(c, 1) == b"p"
+            clients.append(c)
+        extra = connect(port)
+        assert is_closed_by_peer(extra), "a connection beyond the fd cap must be closed"
+        extra.close()
+        st = v.stats()  # the admin API still has descriptors
+        assert sum(w["rejected_max_connections"] for w in st["workers"]) == 1, st["workers"]
+        assert st["limits"]["connections"] == cap
+        clients[0].sendall(b"z")
+        assert recv_exactly(clients[0], 1) == b"z"
+        for c in clients:
+            c.close()
+        clients = []
+        wait_until(lambda: v.stats()["limits"]["connections"] == 0, what="connections released")
+        c = connect(port)
+        c.sendall(b"q")
+        assert recv_exactly(c, 1) == b"q"
+        c.close()
+    finally:
+        for c in clients:
+            c.close()
+        v.close()
+        b.close()
+
+
 def case_idle_timeout(r, model):
     b = Backend("b")
     port = free_port()
@@ -375,7 +422,7 @@ def case_drain_grace_expires(r, model):
 def main():
     r = Runner()
     cases = [case_large_payload, case_half_close, case_backend_down_retry, case_health_check_marks_down,
-             case_no_server, case_connection_limits, case_rate_limit, case_idle_timeout, case_reload_under_traffic,
+             case_no_server, case_connection_limits, case_rate_limit, case_fd_limit_caps_connections, case_idle_timeout, case_reload_under_traffic,
              case_reload_changes_io_model, case_sigterm_drain, case_drain_grace_expires]
     for model in r.models:
         for c in cases:

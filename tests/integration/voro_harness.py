@@ -159,7 +159,7 @@ class UdpBackend:
 class Voro:
     """A voro process with a config written to a temp dir; killed by PID on close."""
 
-    def __init__(self, binary, config_text, io_model=None, extra_args=()):
+    def __init__(self, binary, config_text, io_model=None, extra_args=(), preexec_fn=None):
         self.binary = binary
         self.dir = tempfile.mkdtemp(prefix="voro-it-")
         self.conf = os.path.join(self.dir, "voro.conf")
@@ -171,7 +171,7 @@ class Voro:
         args += list(extra_args)
         self.log_path = os.path.join(self.dir, "voro.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         try:
             wait_until(self._ready, timeout=15, what="voro admin API")
         except AssertionError:
