@@ -128,6 +128,10 @@ static const struct row g_rows[] = {
      "Bytes per receive buffer, 1k..1m."},
     {SEC_SERVER, "buffers", NODE, "uint", "1024", K_CUSTOM, CFG(buf_count), 16, 32768, NULL, set_buffers, 0,
      "Receive buffers per worker, a power of two in 16..32768."},
+    {SEC_SERVER, "splice", NODE, "bool", "true", K_BOOL, CFG(splice), 0, 0, NULL, NULL, 0,
+     "Forward bulk TCP flows with splice(2) through a pipe instead of copying through buffers."},
+    {SEC_SERVER, "pipes", NODE, "uint", "256", K_UINT, CFG(pipes), 0, 16384, NULL, NULL, 0,
+     "Pipes per worker for splice (2 fds each); flows beyond it use buffers."},
     {SEC_SERVER, "log_level", NODE, "enum(debug|info|warn|error)", "info", K_CUSTOM, NONE, 0, 0,
      "debug|info|warn|error", set_log_level, 0, "Minimum level of log lines written to stderr."},
 

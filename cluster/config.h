@@ -96,6 +96,8 @@ struct voro_config {
     char log_level[16];
     uint32_t buf_size;  /* [server] buffer_size */
     uint32_t buf_count; /* [server] buffers (per worker) */
+    bool splice;        /* [server] splice: zero-copy forwarding of bulk TCP flows through pipes */
+    uint32_t pipes;     /* [server] pipes: pipe pool bound per worker (2 fds each) */
 
     /* cluster scope: limits */
     uint32_t max_connections;        /* node-wide; 0 = unlimited */

@@ -1,9 +1,16 @@
-/* The L4 TCP proxy: one client connection bridged to one server connection, two one-buffer
- * pipelines (client->server, server->client) so each direction holds at most one loop buffer
- * (backpressure: a direction is not read again until its last chunk was sent), half-close
- * propagated with shutdown(SHUT_WR), connect timeout and retry on the next server, and a lazy
- * idle timer (activity only stamps a time; the wheel timer re-arms itself when it fires). */
+/* The L4 TCP proxy: one client connection bridged to one server connection by two
+ * directions (client->server, server->client). Each direction holds at most two loop buffers:
+ * one being sent while the next is received (double buffering keeps both sockets busy), and
+ * it stops reading while both are taken — that is the backpressure, so a slow reader costs
+ * at most two buffers. Half-close is propagated with shutdown(SHUT_WR) once a direction's last
+ * byte went out; connect timeout and retry on the next server; and a lazy idle timer
+ * (activity only stamps a time; the wheel timer re-arms itself when it fires).
+ *
+ * Bulk flows switch to splice(2) (zero copy: socket -> pipe -> socket) once a read fills a
+ * whole buffer, and switch back when a splice read comes in short: only flows that move data
+ * hold a pipe, so the bounded pipe pool is not drained by idle connections. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -14,19 +21,32 @@
 #include "common/log.h"
 #include "node/worker.h"
 
-enum {
-    P_CONNECT = 1u << 0,
-    P_CLIENT_RECV = 1u << 1,
-    P_CLIENT_SEND = 1u << 2,
-    P_SERVER_RECV = 1u << 3,
-    P_SERVER_SEND = 1u << 4,
-};
-
 enum tcp_conn_state {
     CONN_CONNECTING = 0,
     CONN_ESTABLISHED,
     CONN_CLOSING,
 };
+
+struct voro_tcp_conn;
+
+/* One direction of the bridge: bytes read from `*from` are written to `*to`. */
+struct tcp_dir {
+    struct voro_tcp_conn *c;
+    int *from, *to;
+    struct voro_op recv_op, send_op;
+    struct voro_buf *sending; /* in flight to `to` */
+    struct voro_buf *queued;  /* received while `sending` was busy */
+    bool recv_pending, send_pending, eof;
+    bool upstream;            /* client->server (counts bytes_out on the server) */
+    bool want_splice;         /* a full buffer was read: splice from the next read on */
+    bool has_pipe;
+    struct voro_pipe pipe;
+    uint32_t in_pipe;         /* bytes spliced into the pipe and not yet out of it */
+    uint32_t last_splice_in;
+};
+
+#define SPLICE_CHUNK (256u * 1024u)
+#define SPLICE_STAY_MIN (16u * 1024u) /* a shorter splice read ends splice mode */
 
 struct voro_tcp_conn {
     struct voro_worker *w;
@@ -35,12 +55,11 @@ struct voro_tcp_conn {
     int cfd, sfd;
     int listener, pool, server;
     uint8_t state;
-    uint8_t pending;       /* P_* bits of ops in flight */
     uint8_t attempts;
-    bool client_eof, server_eof, connect_timed_out, lb_counted, admitted;
+    bool connect_pending, connect_timed_out, lb_counted, admitted;
     struct voro_lb_exclude tried;
-    struct voro_op connect_op, client_recv, client_send, server_recv, server_send;
-    struct voro_buf *up_buf, *down_buf; /* in flight client->server, server->client */
+    struct voro_op connect_op;
+    struct tcp_dir up, down; /* client->server, server->client */
     struct voro_timer timer;
     uint64_t last_active_ms;
     uint32_t idle_timeout_ms;
@@ -53,16 +72,35 @@ struct voro_tcp_conn {
 static void conn_abort(struct voro_tcp_conn *c);
 static void conn_connect_next(struct voro_tcp_conn *c);
 
+static bool dir_busy(const struct tcp_dir *d) { return d->recv_pending || d->send_pending; }
+
+static void dir_release_pipe(struct voro_worker *w, struct tcp_dir *d)
+{
+    if (d->has_pipe) {
+        voro_pipe_put(&w->pipes, &d->pipe, d->in_pipe == 0);
+        d->has_pipe = false;
+        d->in_pipe = 0;
+    }
+}
+
+static void dir_release_buffers(struct voro_worker *w, struct tcp_dir *d)
+{
+    if (d->sending)
+        voro_loop_buf_release(w->loop, d->sending);
+    if (d->queued)
+        voro_loop_buf_release(w->loop, d->queued);
+    d->sending = d->queued = NULL;
+    dir_release_pipe(w, d);
+}
+
 static void conn_maybe_free(struct voro_tcp_conn *c)
 {
-    if (c->state != CONN_CLOSING || c->pending)
+    if (c->state != CONN_CLOSING || c->connect_pending || dir_busy(&c->up) || dir_busy(&c->down))
         return;
     struct voro_worker *w = c->w;
     voro_timer_del(&w->wheel, &c->timer);
-    if (c->up_buf)
-        voro_loop_buf_release(w->loop, c->up_buf);
-    if (c->down_buf)
-        voro_loop_buf_release(w->loop, c->down_buf);
+    dir_release_buffers(w, &c->up);
+    dir_release_buffers(w, &c->down);
     if (c->sfd >= 0)
         voro_loop_close(w->loop, c->sfd);
     if (c->cfd >= 0)
@@ -84,120 +122,180 @@ static void conn_maybe_free(struct voro_tcp_conn *c)
     voro_slab_free(&w->conn_slab, c);
 }
 
-static void conn_cancel_pending(struct voro_tcp_conn *c)
+static void dir_cancel(struct voro_loop *loop, struct tcp_dir *d)
 {
-    struct voro_loop *loop = c->w->loop;
-    if (c->pending & P_CONNECT)
-        voro_loop_cancel(loop, &c->connect_op);
-    if (c->pending & P_CLIENT_RECV)
-        voro_loop_cancel(loop, &c->client_recv);
-    if (c->pending & P_CLIENT_SEND)
-        voro_loop_cancel(loop, &c->client_send);
-    if (c->pending & P_SERVER_RECV)
-        voro_loop_cancel(loop, &c->server_recv);
-    if (c->pending & P_SERVER_SEND)
-        voro_loop_cancel(loop, &c->server_send);
+    if (d->recv_pending)
+        voro_loop_cancel(loop, &d->recv_op);
+    if (d->send_pending)
+        voro_loop_cancel(loop, &d->send_op);
 }
 
+/* Closes both sides once every pending op has called back; may free `c`. */
 static void conn_abort(struct voro_tcp_conn *c)
 {
-    if (c->state == CONN_CLOSING) {
-        conn_maybe_free(c);
-        return;
+    if (c->state != CONN_CLOSING) {
+        c->state = CONN_CLOSING;
+        if (c->connect_pending)
+            voro_loop_cancel(c->w->loop, &c->connect_op);
+        dir_cancel(c->w->loop, &c->up);
+        dir_cancel(c->w->loop, &c->down);
     }
-    c->state = CONN_CLOSING;
-    conn_cancel_pending(c);
     conn_maybe_free(c);
 }
 
-/* Both directions saw EOF and every chunk went out: a graceful close. */
+static bool dir_drained(const struct tcp_dir *d) { return d->eof && !d->sending && !d->queued && !d->in_pipe; }
+
+/* Both directions saw EOF and every byte went out: a graceful close. May free `c`. */
 static void conn_maybe_finish(struct voro_tcp_conn *c)
 {
-    if (c->client_eof && c->server_eof && !(c->pending & (P_CLIENT_SEND | P_SERVER_SEND)))
+    if (dir_drained(&c->up) && dir_drained(&c->down))
         conn_abort(c);
 }
 
-/* Both arm helpers abort on failure, which may free `c`: callers must not touch it after a
- * non-zero return. */
-static int arm_client_recv(struct voro_tcp_conn *c)
+static void conn_io_error(struct voro_tcp_conn *c)
 {
-    if (voro_loop_recv(c->w->loop, &c->client_recv, c->cfd) == 0) {
-        c->pending |= P_CLIENT_RECV;
-        return 0;
-    }
-    conn_abort(c);
-    return -1;
-}
-
-static int arm_server_recv(struct voro_tcp_conn *c)
-{
-    if (voro_loop_recv(c->w->loop, &c->server_recv, c->sfd) == 0) {
-        c->pending |= P_SERVER_RECV;
-        return 0;
-    }
-    conn_abort(c);
-    return -1;
-}
-
-static void on_client_recv(struct voro_op *op, int res)
-{
-    struct voro_tcp_conn *c = op->data;
-    struct voro_worker *w = c->w;
-    c->pending &= (uint8_t)~P_CLIENT_RECV;
-    if (c->state == CONN_CLOSING) {
-        if (op->buf)
-            voro_loop_buf_release(w->loop, op->buf);
-        conn_maybe_free(c);
-        return;
-    }
-    if (res > 0) {
-        c->last_active_ms = w->now_ms;
-        c->up_buf = op->buf;
-        voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
-        voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
-        voro_counter_add(&c->sc->bytes_out, (uint64_t)res);
-        if (voro_loop_send(w->loop, &c->server_send, c->sfd, op->buf->data, (size_t)res) == 0)
-            c->pending |= P_SERVER_SEND;
-        else
-            conn_abort(c);
-        return;
-    }
-    if (res == 0) {
-        c->client_eof = true;
-        shutdown(c->sfd, SHUT_WR);
-        conn_maybe_finish(c);
-        return;
-    }
-    if (op->buf)
-        voro_loop_buf_release(w->loop, op->buf);
-    voro_counter_add(&w->stats.errors, 1);
+    voro_counter_add(&c->w->stats.errors, 1);
     voro_counter_add(&c->lc->errors, 1);
     conn_abort(c);
 }
 
-static void on_server_send(struct voro_op *op, int res)
+static void dir_on_recv(struct voro_op *op, int res);
+static void dir_on_send(struct voro_op *op, int res);
+static void dir_on_splice_in(struct voro_op *op, int res);
+static void dir_on_splice_out(struct voro_op *op, int res);
+
+/* Arming helpers return -1 after aborting (which may free the connection). A direction that
+ * asked for splicing reads into a pipe once its buffered bytes are out, if a pipe is free. */
+static int dir_arm_recv(struct tcp_dir *d)
 {
-    struct voro_tcp_conn *c = op->data;
-    c->pending &= (uint8_t)~P_SERVER_SEND;
-    voro_loop_buf_release(c->w->loop, c->up_buf);
-    c->up_buf = NULL;
+    struct voro_worker *w = d->c->w;
+    int rc;
+    if (d->want_splice && !d->sending && !d->queued &&
+        (d->has_pipe || voro_pipe_get(&w->pipes, &d->pipe) == 0)) {
+        d->has_pipe = true;
+        d->recv_op.cb = dir_on_splice_in;
+        rc = voro_loop_splice(w->loop, &d->recv_op, *d->from, d->pipe.wr, SPLICE_CHUNK, false);
+    } else {
+        d->want_splice = false;
+        d->recv_op.cb = dir_on_recv;
+        rc = voro_loop_recv(w->loop, &d->recv_op, *d->from);
+    }
+    if (rc == 0) {
+        d->recv_pending = true;
+        return 0;
+    }
+    conn_abort(d->c);
+    return -1;
+}
+
+static int dir_splice_out(struct tcp_dir *d)
+{
+    d->send_op.cb = dir_on_splice_out;
+    if (voro_loop_splice(d->c->w->loop, &d->send_op, d->pipe.rd, *d->to, d->in_pipe, true) == 0) {
+        d->send_pending = true;
+        return 0;
+    }
+    conn_abort(d->c);
+    return -1;
+}
+
+static void dir_count(struct tcp_dir *d, int res)
+{
+    struct voro_tcp_conn *c = d->c;
+    struct voro_worker *w = c->w;
+    c->last_active_ms = w->now_ms;
+    if (d->upstream) {
+        voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
+        voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
+        voro_counter_add(&c->sc->bytes_out, (uint64_t)res);
+    } else {
+        voro_counter_add(&w->stats.bytes_to_clients, (uint64_t)res);
+        voro_counter_add(&c->lc->bytes_out, (uint64_t)res);
+        voro_counter_add(&c->sc->bytes_in, (uint64_t)res);
+    }
+}
+
+static void dir_on_eof(struct tcp_dir *d)
+{
+    d->eof = true;
+    if (!d->sending && !d->in_pipe)
+        shutdown(*d->to, SHUT_WR);
+    conn_maybe_finish(d->c);
+}
+
+static void dir_on_splice_in(struct voro_op *op, int res)
+{
+    struct tcp_dir *d = op->data;
+    struct voro_tcp_conn *c = d->c;
+    d->recv_pending = false;
     if (c->state == CONN_CLOSING) {
         conn_maybe_free(c);
         return;
     }
-    if (res < 0) {
-        voro_counter_add(&c->w->stats.errors, 1);
-        conn_abort(c);
+    if (res > 0) {
+        dir_count(d, res);
+        d->in_pipe = (uint32_t)res;
+        d->last_splice_in = (uint32_t)res;
+        dir_splice_out(d);
         return;
     }
-    arm_client_recv(c);
+    if (res == 0) {
+        dir_release_pipe(c->w, d);
+        dir_on_eof(d);
+        return;
+    }
+    conn_io_error(c);
 }
 
-static void on_server_recv(struct voro_op *op, int res)
+static void dir_on_splice_out(struct voro_op *op, int res)
 {
-    struct voro_tcp_conn *c = op->data;
+    struct tcp_dir *d = op->data;
+    struct voro_tcp_conn *c = d->c;
+    d->send_pending = false;
+    if (c->state == CONN_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        conn_io_error(c);
+        return;
+    }
+    d->in_pipe -= (uint32_t)res;
+    if (d->in_pipe) {
+        dir_splice_out(d);
+        return;
+    }
+    if (d->last_splice_in < SPLICE_STAY_MIN) {
+        /* The flow went quiet: give the pipe back, read into buffers again. */
+        d->want_splice = false;
+        dir_release_pipe(c->w, d);
+    }
+    if (d->eof) {
+        shutdown(*d->to, SHUT_WR);
+        conn_maybe_finish(c);
+        return;
+    }
+    dir_arm_recv(d);
+}
+
+static int dir_start_send(struct tcp_dir *d, struct voro_buf *buf)
+{
+    d->sending = buf;
+    d->send_op.cb = dir_on_send;
+    if (voro_loop_send(d->c->w->loop, &d->send_op, *d->to, buf->data, buf->len) == 0) {
+        d->send_pending = true;
+        return 0;
+    }
+    conn_abort(d->c);
+    return -1;
+}
+
+static void dir_on_recv(struct voro_op *op, int res)
+{
+    struct tcp_dir *d = op->data;
+    struct voro_tcp_conn *c = d->c;
     struct voro_worker *w = c->w;
-    c->pending &= (uint8_t)~P_SERVER_RECV;
+    d->recv_pending = false;
     if (c->state == CONN_CLOSING) {
         if (op->buf)
             voro_loop_buf_release(w->loop, op->buf);
@@ -205,45 +303,68 @@ static void on_server_recv(struct voro_op *op, int res)
         return;
     }
     if (res > 0) {
-        c->last_active_ms = w->now_ms;
-        c->down_buf = op->buf;
-        voro_counter_add(&w->stats.bytes_to_clients, (uint64_t)res);
-        voro_counter_add(&c->lc->bytes_out, (uint64_t)res);
-        voro_counter_add(&c->sc->bytes_in, (uint64_t)res);
-        if (voro_loop_send(w->loop, &c->client_send, c->cfd, op->buf->data, (size_t)res) == 0)
-            c->pending |= P_CLIENT_SEND;
-        else
-            conn_abort(c);
-        return;
-    }
-    if (res == 0) {
-        c->server_eof = true;
-        shutdown(c->cfd, SHUT_WR);
-        conn_maybe_finish(c);
+        dir_count(d, res);
+        op->buf->len = (uint32_t)res;
+        if ((uint32_t)res == op->buf->cap && w->pipes.max)
+            d->want_splice = true; /* a bulk flow: splice once the buffered bytes are out */
+        if (d->sending) {
+            d->queued = op->buf; /* both buffers taken: stop reading until the send completes */
+            return;
+        }
+        if (dir_start_send(d, op->buf) == 0 && !d->want_splice)
+            dir_arm_recv(d);
         return;
     }
     if (op->buf)
         voro_loop_buf_release(w->loop, op->buf);
-    voro_counter_add(&w->stats.errors, 1);
-    conn_abort(c);
+    if (res == 0) {
+        dir_on_eof(d);
+        return;
+    }
+    conn_io_error(c);
 }
 
-static void on_client_send(struct voro_op *op, int res)
+static void dir_on_send(struct voro_op *op, int res)
 {
-    struct voro_tcp_conn *c = op->data;
-    c->pending &= (uint8_t)~P_CLIENT_SEND;
-    voro_loop_buf_release(c->w->loop, c->down_buf);
-    c->down_buf = NULL;
+    struct tcp_dir *d = op->data;
+    struct voro_tcp_conn *c = d->c;
+    d->send_pending = false;
+    voro_loop_buf_release(c->w->loop, d->sending);
+    d->sending = NULL;
     if (c->state == CONN_CLOSING) {
         conn_maybe_free(c);
         return;
     }
     if (res < 0) {
-        voro_counter_add(&c->w->stats.errors, 1);
-        conn_abort(c);
+        conn_io_error(c);
         return;
     }
-    arm_server_recv(c);
+    if (d->queued) {
+        struct voro_buf *next = d->queued;
+        d->queued = NULL;
+        if (dir_start_send(d, next) != 0)
+            return;
+        if (!d->eof && !d->recv_pending && !d->want_splice)
+            dir_arm_recv(d);
+        return;
+    }
+    if (d->eof) {
+        shutdown(*d->to, SHUT_WR);
+        conn_maybe_finish(c);
+        return;
+    }
+    if (!d->recv_pending)
+        dir_arm_recv(d); /* reading was paused (both buffers taken, or waiting to splice) */
+}
+
+static void dir_init(struct tcp_dir *d, struct voro_tcp_conn *c, int *from, int *to, bool upstream)
+{
+    d->c = c;
+    d->from = from;
+    d->to = to;
+    d->upstream = upstream;
+    d->recv_op = (struct voro_op){.cb = dir_on_recv, .data = d};
+    d->send_op = (struct voro_op){.cb = dir_on_send, .data = d};
 }
 
 static void on_timer(struct voro_timer *t)
@@ -271,7 +392,7 @@ static void on_connect(struct voro_op *op, int res)
 {
     struct voro_tcp_conn *c = op->data;
     struct voro_worker *w = c->w;
-    c->pending &= (uint8_t)~P_CONNECT;
+    c->connect_pending = false;
     voro_timer_del(&w->wheel, &c->timer);
     if (c->state == CONN_CLOSING) {
         conn_maybe_free(c);
@@ -284,8 +405,8 @@ static void on_connect(struct voro_op *op, int res)
         setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (c->idle_timeout_ms)
             voro_timer_add(&w->wheel, &c->timer, c->idle_timeout_ms);
-        if (arm_client_recv(c) == 0)
-            arm_server_recv(c);
+        if (dir_arm_recv(&c->up) == 0)
+            dir_arm_recv(&c->down);
         return;
     }
     /* Failed attempt: count it (the control thread turns the counter into passive health). */
@@ -347,7 +468,7 @@ static void conn_connect_next(struct voro_tcp_conn *c)
         conn_abort(c);
         return;
     }
-    c->pending |= P_CONNECT;
+    c->connect_pending = true;
     voro_timer_add(&w->wheel, &c->timer, pc->connect_timeout_ms ? pc->connect_timeout_ms : 3000);
 }
 
@@ -422,10 +543,8 @@ void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd)
     c->idle_timeout_ms = lc->idle_timeout_ms;
     c->hash_key = need_peer ? voro_addr_ip_hash((const struct sockaddr *)&peer) : 0;
     c->connect_op = (struct voro_op){.cb = on_connect, .data = c};
-    c->client_recv = (struct voro_op){.cb = on_client_recv, .data = c};
-    c->client_send = (struct voro_op){.cb = on_client_send, .data = c};
-    c->server_recv = (struct voro_op){.cb = on_server_recv, .data = c};
-    c->server_send = (struct voro_op){.cb = on_server_send, .data = c};
+    dir_init(&c->up, c, &c->cfd, &c->sfd, true);
+    dir_init(&c->down, c, &c->sfd, &c->cfd, false);
     voro_timer_init(&c->timer, on_timer, c);
     c->next = w->conns;
     if (w->conns)

@@ -374,8 +374,13 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
     rc = voro_slab_init(&w->conn_slab, voro_tcp_conn_size(), 256, max_conns, cfg->hugepages);
     if (rc)
         goto fail_loop;
+    rc = voro_pipe_pool_init(&w->pipes, cfg->splice ? cfg->pipes : 0);
+    if (rc)
+        goto fail_slab;
     *out = w;
     return 0;
+fail_slab:
+    voro_slab_destroy(&w->conn_slab);
 fail_loop:
     voro_loop_destroy(w->loop);
 fail_w:
@@ -412,6 +417,7 @@ void voro_worker_destroy(struct voro_worker *w)
         pthread_join(w->thread, NULL);
     }
     accepts_reap(w);
+    voro_pipe_pool_destroy(&w->pipes);
     voro_slab_destroy(&w->conn_slab);
     voro_loop_destroy(w->loop);
     free(w);

@@ -13,6 +13,7 @@
 #include "node/conn_limit.h"
 #include "node/dataplane.h"
 #include "node/loop/loop.h"
+#include "node/pipe_pool.h"
 #include "node/slab.h"
 #include "node/snapshot.h"
 #include "node/timer_wheel.h"
@@ -79,6 +80,7 @@ struct voro_worker {
     enum voro_io_model requested_model;
     struct voro_timer_wheel wheel;
     struct voro_slab conn_slab;
+    struct voro_pipe_pool pipes;  /* splice forwarding; max 0 when splicing is off */
     uint64_t now_ms;             /* cached once per loop iteration */
 
     struct voro_worker_view *view; /* current, owned (other views die with their last user) */
