@@ -271,7 +271,9 @@ int voro_engine_metrics_parse(const struct voro_engine_map *map, struct voro_pro
 {
     /* The scrape state is ~4 KiB: fine on a scraper thread's stack, and it keeps this reentrant. */
     struct voro_engine_scrape sc;
-    struct voro_prom_opts o = {.format = voro_prom_detect_format(buf, len, content_type)};
+    struct voro_prom_opts o = {.format = content_type != NULL && content_type[0] != '\0'
+                                             ? voro_prom_detect_format(buf, len, content_type)
+                                             : VORO_PROM_FMT_AUTO};
     voro_prom_parser_init(p, &o);
     voro_engine_scrape_begin(&sc, map);
     struct voro_prom_handler h = {.on_sample = voro_engine_scrape_sample, .ud = &sc};

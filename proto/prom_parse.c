@@ -1160,9 +1160,22 @@ int voro_prom_finish(struct voro_prom_parser *p, const char *buf, size_t len, co
 
 int voro_prom_parse(struct voro_prom_parser *p, const char *buf, size_t len, const struct voro_prom_handler *h)
 {
-    if (p->format == VORO_PROM_FMT_AUTO)
-        p->format = voro_prom_detect_format(buf, len, NULL);
-    if (buf == NULL)
+    if (buf == NULL) {
+        buf = "";
         len = 0;
-    return voro_prom_finish(p, buf != NULL ? buf : "", len, h);
+    }
+    if (p->format == VORO_PROM_FMT_AUTO && p->line == 0 && p->err == 0) {
+        /* A trailing `# EOF` suggests OpenMetrics, but Prometheus' own test dumps end in one too:
+         * validate as OpenMetrics without callbacks first, and fall back to text if that fails. */
+        struct voro_prom_opts o = {.flags = p->flags, .max_line = p->max_line, .scratch = p->scratch,
+                                   .scratch_len = p->scratch_len};
+        o.format = voro_prom_detect_format(buf, len, NULL);
+        if (o.format == VORO_PROM_FMT_OPENMETRICS) {
+            voro_prom_parser_init(p, &o);
+            if (voro_prom_finish(p, buf, len, NULL) != 0)
+                o.format = VORO_PROM_FMT_TEXT;
+        }
+        voro_prom_parser_init(p, &o);
+    }
+    return voro_prom_finish(p, buf, len, h);
 }

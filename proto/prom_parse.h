@@ -49,7 +49,8 @@
 #define VORO_PROM_GROUP_SLOTS 2048         /* label sets tracked per OpenMetrics family */
 
 enum voro_prom_format {
-    VORO_PROM_FMT_AUTO = 0,    /* voro_prom_parse: detect; feed/finish: parsed as TEXT */
+    VORO_PROM_FMT_AUTO = 0,    /* voro_prom_parse: a trailing `# EOF` and a clean OpenMetrics validation
+                                  pass (no callbacks) select OPENMETRICS, else TEXT; feed/finish: TEXT */
     VORO_PROM_FMT_TEXT = 1,    /* text/plain; version=0.0.4 */
     VORO_PROM_FMT_OPENMETRICS = 2, /* application/openmetrics-text; version=1.0.0 */
 };
@@ -186,7 +187,7 @@ struct voro_prom_parser {
 /* Resets `p` for a new exposition. `opts` may be NULL (AUTO, defaults); it is copied. */
 void voro_prom_parser_init(struct voro_prom_parser *p, const struct voro_prom_opts *opts);
 
-/* Parses a whole exposition: feed + finish. With FMT_AUTO the format is detected first. Returns 0,
+/* Parses a whole exposition: feed + finish. With FMT_AUTO the format is detected first (see above). Returns 0,
  * -EBADMSG (syntax/semantics), -E2BIG (a bound exceeded) or a callback's non-zero return. */
 int voro_prom_parse(struct voro_prom_parser *p, const char *buf, size_t len, const struct voro_prom_handler *h);
 

@@ -257,6 +257,21 @@ static void test_all_dumps(void **state)
     assert_int_equal(n_good, 21);
 }
 
+/* Prometheus' dumps end in `# EOF` but are text (a counter TYPE named *_total): AUTO falls back. */
+static void test_auto_fallback(void **state)
+{
+    (void)state;
+    struct collect t = {0}, a = {0};
+    assert_int_equal(parse_fixture("prometheus-server.prom", VORO_PROM_FMT_TEXT, 0, &t), 0);
+    assert_int_equal(parse_fixture("prometheus-server.prom", VORO_PROM_FMT_AUTO, 0, &a), 0);
+    assert_int_equal(parser.format, VORO_PROM_FMT_TEXT);
+    assert_true(t.samples > 1000 && a.samples == t.samples && a.fingerprint == t.fingerprint);
+    struct collect o = {0};
+    assert_int_equal(parse_fixture("openmetrics-1histogram.om", VORO_PROM_FMT_AUTO, 0, &o), 0);
+    assert_int_equal(parser.format, VORO_PROM_FMT_OPENMETRICS);
+    assert_true(o.samples > 0);
+}
+
 static void test_strict_reasons(void **state)
 {
     (void)state;
@@ -538,6 +553,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openmetrics_conformance),
         cmocka_unit_test(test_all_dumps),
+        cmocka_unit_test(test_auto_fallback),
         cmocka_unit_test(test_strict_reasons),
         cmocka_unit_test(test_vllm_values),
         cmocka_unit_test(test_text_escapes_specials_timestamps),
