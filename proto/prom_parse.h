@@ -32,6 +32,9 @@
  * equals `_count`, `_sum` and `_count` together, no `_sum` with negative buckets, quantile in [0,1],
  * stateset 0/1, info 1, timestamps (float seconds) never decreasing within a series, exemplars only
  * on `_total` and `_bucket` and at most 128 label characters. Exemplars are validated and skipped.
+ * Three value rules that real client libraries break (negative summary quantile values and sums, a
+ * histogram `_sum` next to negative buckets) are only enforced with VORO_PROM_STRICT; with it, all
+ * 167 bad_* conformance cases are rejected, without it all but three.
  *
  * Label values with escapes are unescaped into the caller's scratch buffer when it has room;
  * otherwise the value is reported raw with `escaped` set (see voro_prom_unescape).
