@@ -176,13 +176,13 @@ static bool label_value_eq(const struct voro_prom_label *l, const char *want)
 static void note_model(struct voro_engine_metrics *m, const struct voro_prom_label *l)
 {
     char name[VORO_ENGINE_MODEL_NAME_MAX];
-    ssize_t n;
-    if (l->escaped)
+    ssize_t n = -ENOSPC;
+    if (l->escaped) {
         n = voro_prom_unescape(l->raw.ptr, l->raw.len, name, sizeof(name) - 1);
-    else if (l->value.len < sizeof(name))
-        n = (ssize_t)l->value.len, memcpy(name, l->value.ptr, l->value.len);
-    else
-        n = -ENOSPC;
+    } else if (l->value.len < sizeof(name)) {
+        memcpy(name, l->value.ptr, l->value.len);
+        n = (ssize_t)l->value.len;
+    }
     if (n < 0) {
         m->models_truncated = true;
         return;

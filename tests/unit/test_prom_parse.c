@@ -134,10 +134,29 @@ static int parse_buf(const char *buf, size_t len, enum voro_prom_format fmt, uns
     return rc;
 }
 
+static size_t last_sample_lines; /* of the last fixture parsed */
+
+/* Lines whose first non-blank byte is not '#': each must yield exactly one sample. */
+static size_t count_sample_lines(const char *b, size_t len)
+{
+    size_t n = 0, i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && (b[j] == ' ' || b[j] == '\t'))
+            j++;
+        if (j < len && b[j] != '\n' && b[j] != '#')
+            n++;
+        const char *nl = memchr(b + i, '\n', len - i);
+        i = nl ? (size_t)(nl - b) + 1 : len;
+    }
+    return n;
+}
+
 static int parse_fixture(const char *name, enum voro_prom_format fmt, unsigned flags, struct collect *c)
 {
     size_t len;
     char *buf = load_fixture(name, &len);
+    last_sample_lines = count_sample_lines(buf, len);
     int rc = parse_buf(buf, len, fmt, flags, c);
     free(buf);
     return rc;
@@ -190,6 +209,8 @@ static void test_openmetrics_conformance(void **state)
                      verdict, parser.err_line, parser.err_reason ? parser.err_reason : "");
         if (!should)
             assert_int_equal(rc, -EBADMSG);
+        if (should && c.samples != last_sample_lines)
+            fail_msg("%s: %zu samples from %zu sample lines", name, c.samples, last_sample_lines);
         struct collect c2 = {0};
         rc = parse_fixture(rel, VORO_PROM_FMT_OPENMETRICS, 0, &c2);
         bool lenient = should || in_list(name, om_lenient_accepts);
@@ -248,8 +269,8 @@ static void test_all_dumps(void **state)
                 fail_msg("%s: rejected at line %u: %s", name, parser.err_line, parser.err_reason);
             if ((rcs == 0) == in_list(name, strict_rejects))
                 fail_msg("%s: unexpected strict verdict %d", name, rcs);
-            if (c.samples == 0 && strcmp(name, "expfmt-parse-0.prom") != 0)
-                fail_msg("%s: no samples", name);
+            if (c.samples != last_sample_lines || (c.samples == 0 && strcmp(name, "expfmt-parse-0.prom") != 0))
+                fail_msg("%s: %zu samples from %zu sample lines", name, c.samples, last_sample_lines);
         }
     }
     closedir(d);
@@ -303,6 +324,9 @@ static void test_vllm_values(void **state)
 
     struct collect d = {.want_name = "process_max_fds"};
     assert_int_equal(parse_fixture("vllm.prom", VORO_PROM_FMT_TEXT, 0, &d), 0);
+    struct collect big = {0};
+    assert_int_equal(parse_fixture("expfmt-large.prom", VORO_PROM_FMT_TEXT, VORO_PROM_STRICT, &big), 0);
+    assert_int_equal(big.samples, 25121);
     assert_true(d.found && d.found_value == 1048576.0);
 
     /* a histogram bucket resolves to its family */
