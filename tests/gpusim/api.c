@@ -848,7 +848,7 @@ void gpusim_api_handle(struct gpusim_conn *c)
     const bool post = voro_http1_span_eq(c->in, p->method, "POST");
 
     if (voro_http1_span_eq(c->in, path, "/control")) {
-        if (!get && !post)
+        if (!post && !(get && qlen == 0)) /* GET only reads the state: changes need POST */
             goto method;
         handle_control(c, query, qlen, post);
         return;

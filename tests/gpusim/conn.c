@@ -10,6 +10,9 @@
 /* Head + body + chunked framing of a body that is still being decoded in place. */
 #define CONN_IN_MAX (GPUSIM_MAX_HEAD + GPUSIM_MAX_BODY + 65536)
 #define CONN_FREE_MAX 1024
+#define CONN_LINGER_MAX (4u * 1024u * 1024u)
+/* A reader that does not keep up with its stream is dropped beyond this much pending output. */
+#define CONN_OUT_MAX (16u * 1024u * 1024u)
 
 static void conn_process(struct gpusim_conn *c);
 
@@ -44,6 +47,35 @@ static void conn_close(struct gpusim_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+static void start_reading(struct gpusim_conn *c);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct gpusim_conn *c = req->data;
+    if (c->close_called)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Read on (discarding) until the client closes: closing with unread input would send an RST
+     * that can destroy the answer we just sent before the client reads it. */
+    c->in_len = 0;
+    start_reading(c);
+}
+
+/* Graceful close: FIN after the last byte, then wait for the client's. */
+static void conn_linger(struct gpusim_conn *c)
+{
+    if (c->lingering || c->close_called)
+        return;
+    c->lingering = true;
+    c->busy = true;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+        conn_close(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct gpusim_conn *c = req->data;
@@ -68,7 +100,7 @@ void gpusim_conn_flush(struct gpusim_conn *c)
     }
     if (c->out.len == 0) {
         if (c->closing)
-            conn_close(c);
+            conn_linger(c);
         return;
     }
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
@@ -76,7 +108,7 @@ void gpusim_conn_flush(struct gpusim_conn *c)
     if (r == (int)c->out.len) {
         voro_strbuf_reset(&c->out);
         if (c->closing)
-            conn_close(c);
+            conn_linger(c);
         return;
     }
     if (r < 0 && r != UV_EAGAIN) {
@@ -143,6 +175,10 @@ void gpusim_conn_stream_chunk(struct gpusim_conn *c, const char *data, size_t le
 {
     if (c->close_called || len == 0)
         return;
+    if (c->out.len + c->inflight.len > CONN_OUT_MAX) {
+        conn_close(c); /* the sequence leaves the batch in the close callback */
+        return;
+    }
     if (c->chunked_out)
         voro_strbuf_printf(&c->out, "%zx\r\n", len);
     voro_strbuf_append(&c->out, data, len);
@@ -170,8 +206,6 @@ static void reset_message(struct gpusim_conn *c)
     c->sent_continue = false;
     c->chunked_out = false;
 }
-
-static void start_reading(struct gpusim_conn *c);
 
 void gpusim_conn_request_done(struct gpusim_conn *c)
 {
@@ -323,6 +357,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     struct gpusim_conn *c = s->data;
+    if (c->lingering) {
+        c->in_len = 0;
+        c->lingered += nread > 0 ? (size_t)nread : 0;
+        if (nread < 0 || c->lingered > CONN_LINGER_MAX)
+            conn_close(c);
+        return;
+    }
     if (nread < 0) {
         if (nread == UV_ENOBUFS && c->busy) { /* pipelined backlog fills the buffer: wait */
             uv_read_stop(s);
@@ -352,7 +393,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(struct gpusim_conn *c)
 {
-    if (c->reading || c->close_called || c->closing)
+    if (c->reading || c->close_called || (c->closing && !c->lingering))
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;

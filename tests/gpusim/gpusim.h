@@ -163,12 +163,15 @@ struct gpusim_conn {
     bool http10;            /* the request being answered is HTTP/1.0 */
     bool chunked_out;       /* streaming response uses chunked transfer coding */
     bool closing;           /* close once output is flushed */
+    bool lingering;         /* output done and FIN sent: discard input until the client closes */
+    size_t lingered;        /* bytes discarded while lingering (bounded) */
     bool close_called;
     bool reading;
     bool writing;
     struct voro_strbuf out;      /* pending output */
     struct voro_strbuf inflight; /* bytes handed to uv_write */
     uv_write_t wreq;
+    uv_shutdown_t sreq;
     struct gpusim_seq seq;
 };
 

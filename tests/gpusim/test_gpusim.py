@@ -373,6 +373,7 @@ def test_control_models(sim):
     # invalid knob or value: 400 and nothing changes
     assert sim.json("POST", "/control?models=lora:only")[0] == 400
     assert sim.json("POST", "/control?slow=2&bogus=1")[0] == 400
+    assert sim.request("GET", "/control?slow=3")[0] == 405
     st, b, _ = sim.json("GET", "/control")
     assert b["slow"] == 1 and b["models"] == ["a", "b@v2", "lora:a-sql"], b
 
