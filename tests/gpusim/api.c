@@ -25,8 +25,8 @@ static const char *error_type(int status)
     return "invalid_request_error";
 }
 
-void gpusim_api_error_param(struct gpusim_conn *c, int status, const char *code, const char *param,
-                            const char *message)
+void voro_gpusim_api_error_param(struct gpusim_conn *c, int status, const char *code, const char *param,
+                                 const char *message)
 {
     struct voro_strbuf *sb = &c->srv->scratch;
     voro_strbuf_reset(sb);
@@ -43,28 +43,25 @@ void gpusim_api_error_param(struct gpusim_conn *c, int status, const char *code,
     else
         voro_strbuf_puts(sb, "null");
     voro_strbuf_puts(sb, "}}\n");
-    gpusim_conn_respond(c, status, "application/json", NULL, sb->data, sb->len);
-    gpusim_conn_request_done(c);
+    voro_gpusim_conn_respond(c, status, "application/json", NULL, sb->data, sb->len);
+    voro_gpusim_conn_request_done(c);
 }
 
-void gpusim_api_error(struct gpusim_conn *c, int status, const char *code, const char *message)
+void voro_gpusim_api_error(struct gpusim_conn *c, int status, const char *code, const char *message)
 {
-    gpusim_api_error_param(c, status, code, NULL, message);
+    voro_gpusim_api_error_param(c, status, code, NULL, message);
 }
 
 static void respond_json(struct gpusim_conn *c, int status, const char *extra_headers)
 {
     struct voro_strbuf *sb = &c->srv->scratch;
-    gpusim_conn_respond(c, status, "application/json", extra_headers, sb->data, sb->len);
-    gpusim_conn_request_done(c);
+    voro_gpusim_conn_respond(c, status, "application/json", extra_headers, sb->data, sb->len);
+    voro_gpusim_conn_request_done(c);
 }
 
 /* ---------------------------------------------------------------- models */
 
-static bool id_char_ok(char ch)
-{
-    return ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != ',';
-}
+static bool id_char_ok(char ch) { return ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != ','; }
 
 /* An adapter's base: the base model whose id is the longest prefix of the adapter's id followed
  * by '-' (lora:llama-sql -> llama), else the first base model listed. */
@@ -90,7 +87,7 @@ static void assign_parents(struct gpusim_models *m, const bool *lora)
     }
 }
 
-int gpusim_models_parse(const char *s, size_t len, struct gpusim_models *out)
+int voro_gpusim_models_parse(const char *s, size_t len, struct gpusim_models *out)
 {
     struct gpusim_models m;
     bool lora_of[GPUSIM_MAX_MODELS];
@@ -184,15 +181,15 @@ static uint32_t chars_to_tokens(size_t chars)
 /* Characters of a message "content": a string, or an array of parts with "text". */
 static size_t content_chars(struct gpusim_json v)
 {
-    if (gpusim_json_type(v) == '"')
-        return gpusim_json_string_chars(v);
+    if (voro_gpusim_json_type(v) == '"')
+        return voro_gpusim_json_string_chars(v);
     size_t n = 0;
     struct gpusim_json_iter it;
     struct gpusim_json part, text;
-    if (gpusim_json_type(v) == '[' && gpusim_json_iter_begin(v, &it) == 0)
-        while (gpusim_json_iter_next(&it, &part))
-            if (gpusim_json_member(part, "text", &text) == 0)
-                n += gpusim_json_string_chars(text);
+    if (voro_gpusim_json_type(v) == '[' && voro_gpusim_json_iter_begin(v, &it) == 0)
+        while (voro_gpusim_json_iter_next(&it, &part))
+            if (voro_gpusim_json_member(part, "text", &text) == 0)
+                n += voro_gpusim_json_string_chars(text);
     return n;
 }
 
@@ -201,32 +198,32 @@ static size_t content_chars(struct gpusim_json v)
 static unsigned prompt_inputs(struct gpusim_json v, uint64_t *tokens)
 {
     *tokens = 0;
-    char t = gpusim_json_type(v);
+    char t = voro_gpusim_json_type(v);
     if (t == '"') {
-        *tokens = chars_to_tokens(gpusim_json_string_chars(v));
+        *tokens = chars_to_tokens(voro_gpusim_json_string_chars(v));
         return 1;
     }
     if (t != '[')
         return 0;
     struct gpusim_json_iter it;
     struct gpusim_json e;
-    gpusim_json_iter_begin(v, &it);
+    voro_gpusim_json_iter_begin(v, &it);
     unsigned n = 0, ints = 0;
-    while (gpusim_json_iter_next(&it, &e)) {
-        char et = gpusim_json_type(e);
+    while (voro_gpusim_json_iter_next(&it, &e)) {
+        char et = voro_gpusim_json_type(e);
         if (et == '0') {
             ints++;
             continue;
         }
         if (et == '"') {
-            *tokens += chars_to_tokens(gpusim_json_string_chars(e));
+            *tokens += chars_to_tokens(voro_gpusim_json_string_chars(e));
         } else if (et == '[') {
             struct gpusim_json_iter it2;
             struct gpusim_json tok;
             uint64_t k = 0;
-            gpusim_json_iter_begin(e, &it2);
-            while (gpusim_json_iter_next(&it2, &tok)) {
-                if (gpusim_json_type(tok) != '0')
+            voro_gpusim_json_iter_begin(e, &it2);
+            while (voro_gpusim_json_iter_next(&it2, &tok)) {
+                if (voro_gpusim_json_type(tok) != '0')
                     return 0;
                 k++;
             }
@@ -270,7 +267,8 @@ static bool inject_failure(struct gpusim_server *srv)
 static void fail_injected(struct gpusim_conn *c)
 {
     c->srv->stats.failed_injected++;
-    gpusim_api_error(c, 500, "internal_error", "The server had an error while processing your request (simulated by gpusim).");
+    voro_gpusim_api_error(c, 500, "internal_error",
+                          "The server had an error while processing your request (simulated by gpusim).");
 }
 
 /* Parses the common request fields; answers 400/404 itself and returns -1 then. */
@@ -278,13 +276,14 @@ static int parse_model(struct gpusim_conn *c, struct gpusim_json root, char *mod
                        const struct gpusim_model **out)
 {
     struct gpusim_json v;
-    if (gpusim_json_member(root, "model", &v) != 0) {
-        gpusim_api_error_param(c, 400, "missing_required_parameter", "model", "Missing required parameter: 'model'.");
+    if (voro_gpusim_json_member(root, "model", &v) != 0) {
+        voro_gpusim_api_error_param(c, 400, "missing_required_parameter", "model",
+                                    "Missing required parameter: 'model'.");
         return -1;
     }
-    int rc = gpusim_json_string(v, model, cap);
+    int rc = voro_gpusim_json_string(v, model, cap);
     if (rc == -EINVAL) {
-        gpusim_api_error_param(c, 400, "invalid_type", "model", "Invalid type for 'model': expected a string.");
+        voro_gpusim_api_error_param(c, 400, "invalid_type", "model", "Invalid type for 'model': expected a string.");
         return -1;
     }
     if (rc == 0)
@@ -295,7 +294,7 @@ static int parse_model(struct gpusim_conn *c, struct gpusim_json root, char *mod
             snprintf(msg, sizeof(msg), "The model does not exist or you do not have access to it.");
         else
             snprintf(msg, sizeof(msg), "The model `%s` does not exist or you do not have access to it.", model);
-        gpusim_api_error(c, 404, "model_not_found", msg);
+        voro_gpusim_api_error(c, 404, "model_not_found", msg);
         return -1;
     }
     return 0;
@@ -303,10 +302,12 @@ static int parse_model(struct gpusim_conn *c, struct gpusim_json root, char *mod
 
 static int parse_root(struct gpusim_conn *c, struct gpusim_json *root)
 {
-    if (gpusim_json_root(gpusim_conn_body(c), c->body_len, root) != 0 || gpusim_json_type(*root) != '{') {
-        gpusim_api_error(c, 400, NULL,
-                         "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
-                         "your HTTP library correctly. The OpenAI API expects a JSON payload.)");
+    if (voro_gpusim_json_root(voro_gpusim_conn_body(c), c->body_len, root) != 0 ||
+        voro_gpusim_json_type(*root) != '{') {
+        voro_gpusim_api_error(
+            c, 400, NULL,
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+            "your HTTP library correctly. The OpenAI API expects a JSON payload.)");
         return -1;
     }
     return 0;
@@ -316,14 +317,14 @@ static int get_int_field(struct gpusim_conn *c, struct gpusim_json root, const c
                          int64_t *out)
 {
     struct gpusim_json v;
-    if (gpusim_json_member(root, key, &v) != 0 || gpusim_json_type(v) == 'n')
+    if (voro_gpusim_json_member(root, key, &v) != 0 || voro_gpusim_json_type(v) == 'n')
         return 0;
     int64_t x;
-    if (gpusim_json_int(v, &x) != 0 || x < lo || x > hi) {
+    if (voro_gpusim_json_int(v, &x) != 0 || x < lo || x > hi) {
         char msg[160];
         snprintf(msg, sizeof(msg), "Invalid '%s': expected an integer between %" PRId64 " and %" PRId64 ".", key, lo,
                  hi);
-        gpusim_api_error_param(c, 400, "invalid_value", key, msg);
+        voro_gpusim_api_error_param(c, 400, "invalid_value", key, msg);
         return -1;
     }
     *out = x;
@@ -333,12 +334,12 @@ static int get_int_field(struct gpusim_conn *c, struct gpusim_json root, const c
 static int get_bool_field(struct gpusim_conn *c, struct gpusim_json obj, const char *key, bool *out)
 {
     struct gpusim_json v;
-    if (gpusim_json_member(obj, key, &v) != 0 || gpusim_json_type(v) == 'n')
+    if (voro_gpusim_json_member(obj, key, &v) != 0 || voro_gpusim_json_type(v) == 'n')
         return 0;
-    if (gpusim_json_bool(v, out) != 0) {
+    if (voro_gpusim_json_bool(v, out) != 0) {
         char msg[96];
         snprintf(msg, sizeof(msg), "Invalid type for '%s': expected a boolean.", key);
-        gpusim_api_error_param(c, 400, "invalid_type", key, msg);
+        voro_gpusim_api_error_param(c, 400, "invalid_type", key, msg);
         return -1;
     }
     return 0;
@@ -359,32 +360,32 @@ static void handle_generate(struct gpusim_conn *c, enum gpusim_api api)
         struct gpusim_json msg, content;
         unsigned n_msgs = 0;
         size_t chars = 0;
-        if (gpusim_json_member(root, "messages", &v) != 0 || gpusim_json_type(v) != '[') {
-            gpusim_api_error_param(c, 400, "missing_required_parameter", "messages",
-                                   "Missing required parameter: 'messages'.");
+        if (voro_gpusim_json_member(root, "messages", &v) != 0 || voro_gpusim_json_type(v) != '[') {
+            voro_gpusim_api_error_param(c, 400, "missing_required_parameter", "messages",
+                                        "Missing required parameter: 'messages'.");
             return;
         }
-        gpusim_json_iter_begin(v, &it);
-        while (gpusim_json_iter_next(&it, &msg)) {
-            if (gpusim_json_type(msg) != '{') {
-                gpusim_api_error_param(c, 400, "invalid_type", "messages",
-                                       "Invalid type for 'messages': expected an array of objects.");
+        voro_gpusim_json_iter_begin(v, &it);
+        while (voro_gpusim_json_iter_next(&it, &msg)) {
+            if (voro_gpusim_json_type(msg) != '{') {
+                voro_gpusim_api_error_param(c, 400, "invalid_type", "messages",
+                                            "Invalid type for 'messages': expected an array of objects.");
                 return;
             }
             n_msgs++;
-            if (gpusim_json_member(msg, "content", &content) == 0)
+            if (voro_gpusim_json_member(msg, "content", &content) == 0)
                 chars += content_chars(content);
         }
         if (n_msgs == 0) {
-            gpusim_api_error_param(c, 400, "empty_array", "messages",
-                                   "Invalid 'messages': empty array. Expected an array with minimum length 1.");
+            voro_gpusim_api_error_param(c, 400, "empty_array", "messages",
+                                        "Invalid 'messages': empty array. Expected an array with minimum length 1.");
             return;
         }
         prompt_tokens = chars_to_tokens(chars);
     } else {
-        if (gpusim_json_member(root, "prompt", &v) != 0 || prompt_inputs(v, &prompt_tokens) == 0) {
-            gpusim_api_error_param(c, 400, "invalid_value", "prompt",
-                                   "Invalid 'prompt': expected a string, an array of strings or token arrays.");
+        if (voro_gpusim_json_member(root, "prompt", &v) != 0 || prompt_inputs(v, &prompt_tokens) == 0) {
+            voro_gpusim_api_error_param(c, 400, "invalid_value", "prompt",
+                                        "Invalid 'prompt': expected a string, an array of strings or token arrays.");
             return;
         }
     }
@@ -394,7 +395,7 @@ static void handle_generate(struct gpusim_conn *c, enum gpusim_api api)
         get_int_field(c, root, "max_completion_tokens", 1, GPUSIM_MAX_TOKENS_LIMIT, &max_tokens) < 0 ||
         get_int_field(c, root, "n", 1, GPUSIM_MAX_N, &n) < 0 || get_bool_field(c, root, "stream", &stream) < 0)
         return;
-    if (gpusim_json_member(root, "stream_options", &v) == 0 && gpusim_json_type(v) == '{' &&
+    if (voro_gpusim_json_member(root, "stream_options", &v) == 0 && voro_gpusim_json_type(v) == '{' &&
         get_bool_field(c, v, "include_usage", &include_usage) < 0)
         return;
     if (inject_failure(srv)) {
@@ -410,7 +411,7 @@ static void handle_generate(struct gpusim_conn *c, enum gpusim_api api)
     s->id = ++srv->next_id;
     s->created = (uint64_t)time(NULL);
     s->arrival_us = voro_now_us();
-    gpusim_engine_submit(srv, s);
+    voro_gpusim_engine_submit(srv, s);
 }
 
 static void extra_headers(const struct gpusim_seq *s, char *buf, size_t cap)
@@ -429,10 +430,9 @@ static void put_id(struct voro_strbuf *sb, const struct gpusim_seq *s)
 static void put_usage(struct voro_strbuf *sb, const struct gpusim_seq *s)
 {
     uint64_t completion = (uint64_t)s->generated * s->n;
-    voro_strbuf_printf(sb,
-                       "\"usage\":{\"prompt_tokens\":%" PRIu32 ",\"completion_tokens\":%" PRIu64
-                       ",\"total_tokens\":%" PRIu64 "}",
-                       s->prompt_tokens, completion, s->prompt_tokens + completion);
+    voro_strbuf_printf(
+        sb, "\"usage\":{\"prompt_tokens\":%" PRIu32 ",\"completion_tokens\":%" PRIu64 ",\"total_tokens\":%" PRIu64 "}",
+        s->prompt_tokens, completion, s->prompt_tokens + completion);
 }
 
 static void stream_token(struct gpusim_conn *c, struct gpusim_seq *s, bool finished)
@@ -443,7 +443,7 @@ static void stream_token(struct gpusim_conn *c, struct gpusim_seq *s, bool finis
     if (s->generated == 1) {
         char hdrs[256];
         extra_headers(s, hdrs, sizeof(hdrs));
-        gpusim_conn_stream_begin(c, hdrs);
+        voro_gpusim_conn_stream_begin(c, hdrs);
     }
     voro_strbuf_reset(sb);
     for (unsigned i = 0; i < s->n; i++) {
@@ -464,7 +464,7 @@ static void stream_token(struct gpusim_conn *c, struct gpusim_seq *s, bool finis
             voro_strbuf_puts(sb, ",\"usage\":null");
         voro_strbuf_puts(sb, "}\n\n");
         /* One SSE event per write, so a reader sees each token as soon as it is produced. */
-        gpusim_conn_stream_chunk(c, sb->data, sb->len);
+        voro_gpusim_conn_stream_chunk(c, sb->data, sb->len);
         voro_strbuf_reset(sb);
     }
     if (!finished)
@@ -478,11 +478,11 @@ static void stream_token(struct gpusim_conn *c, struct gpusim_seq *s, bool finis
                            chat ? "chat.completion.chunk" : "text_completion", s->created, s->model, srv->cfg.name);
         put_usage(sb, s);
         voro_strbuf_puts(sb, "}\n\n");
-        gpusim_conn_stream_chunk(c, sb->data, sb->len);
+        voro_gpusim_conn_stream_chunk(c, sb->data, sb->len);
     }
-    gpusim_conn_stream_chunk(c, "data: [DONE]\n\n", 14);
-    gpusim_conn_stream_end(c);
-    gpusim_conn_request_done(c);
+    voro_gpusim_conn_stream_chunk(c, "data: [DONE]\n\n", 14);
+    voro_gpusim_conn_stream_end(c);
+    voro_gpusim_conn_request_done(c);
 }
 
 static void complete_whole(struct gpusim_conn *c, struct gpusim_seq *s)
@@ -493,10 +493,9 @@ static void complete_whole(struct gpusim_conn *c, struct gpusim_seq *s)
     voro_strbuf_reset(sb);
     voro_strbuf_puts(sb, "{");
     put_id(sb, s);
-    voro_strbuf_printf(sb,
-                       ",\"object\":\"%s\",\"created\":%" PRIu64
-                       ",\"model\":\"%s\",\"system_fingerprint\":\"%s\",\"choices\":[",
-                       chat ? "chat.completion" : "text_completion", s->created, s->model, srv->cfg.name);
+    voro_strbuf_printf(
+        sb, ",\"object\":\"%s\",\"created\":%" PRIu64 ",\"model\":\"%s\",\"system_fingerprint\":\"%s\",\"choices\":[",
+        chat ? "chat.completion" : "text_completion", s->created, s->model, srv->cfg.name);
     for (unsigned i = 0; i < s->n; i++) {
         voro_strbuf_printf(sb, "%s{\"index\":%u,", i ? "," : "", i);
         voro_strbuf_puts(sb, chat ? "\"message\":{\"role\":\"assistant\",\"content\":\"" : "\"text\":\"");
@@ -513,7 +512,7 @@ static void complete_whole(struct gpusim_conn *c, struct gpusim_seq *s)
     respond_json(c, 200, hdrs);
 }
 
-void gpusim_api_token(struct gpusim_seq *s, bool finished)
+void voro_gpusim_api_token(struct gpusim_seq *s, bool finished)
 {
     struct gpusim_conn *c = s->conn;
     if (c->close_called)
@@ -593,18 +592,18 @@ static void handle_embeddings(struct gpusim_conn *c)
         return;
     uint64_t tokens = 0;
     unsigned n_inputs = 0;
-    if (gpusim_json_member(root, "input", &input) != 0 || (n_inputs = prompt_inputs(input, &tokens)) == 0 ||
+    if (voro_gpusim_json_member(root, "input", &input) != 0 || (n_inputs = prompt_inputs(input, &tokens)) == 0 ||
         n_inputs > MAX_EMBED_INPUTS) {
-        gpusim_api_error_param(c, 400, "invalid_value", "input",
-                               "Invalid 'input': expected a non-empty string, array of strings or token arrays.");
+        voro_gpusim_api_error_param(c, 400, "invalid_value", "input",
+                                    "Invalid 'input': expected a non-empty string, array of strings or token arrays.");
         return;
     }
     bool b64 = false;
-    if (gpusim_json_member(root, "encoding_format", &fmt) == 0) {
+    if (voro_gpusim_json_member(root, "encoding_format", &fmt) == 0) {
         char f[16];
-        if (gpusim_json_string(fmt, f, sizeof(f)) != 0 || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0)) {
-            gpusim_api_error_param(c, 400, "invalid_value", "encoding_format",
-                                   "Invalid 'encoding_format': expected 'float' or 'base64'.");
+        if (voro_gpusim_json_string(fmt, f, sizeof(f)) != 0 || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0)) {
+            voro_gpusim_api_error_param(c, 400, "invalid_value", "encoding_format",
+                                        "Invalid 'encoding_format': expected 'float' or 'base64'.");
             return;
         }
         b64 = strcmp(f, "base64") == 0;
@@ -616,13 +615,13 @@ static void handle_embeddings(struct gpusim_conn *c)
     struct voro_strbuf *sb = &srv->scratch;
     voro_strbuf_reset(sb);
     voro_strbuf_puts(sb, "{\"object\":\"list\",\"data\":[");
-    char t = gpusim_json_type(input);
+    char t = voro_gpusim_json_type(input);
     bool single = t == '"';
     if (t == '[') { /* a flat array of token ids is one input */
         struct gpusim_json_iter it;
         struct gpusim_json e;
-        gpusim_json_iter_begin(input, &it);
-        single = gpusim_json_iter_next(&it, &e) && gpusim_json_type(e) == '0';
+        voro_gpusim_json_iter_begin(input, &it);
+        single = voro_gpusim_json_iter_next(&it, &e) && voro_gpusim_json_type(e) == '0';
     }
     if (single) {
         voro_strbuf_puts(sb, "{\"object\":\"embedding\",\"index\":0,\"embedding\":");
@@ -632,8 +631,8 @@ static void handle_embeddings(struct gpusim_conn *c)
         struct gpusim_json_iter it;
         struct gpusim_json e;
         unsigned i = 0;
-        gpusim_json_iter_begin(input, &it);
-        while (gpusim_json_iter_next(&it, &e)) {
+        voro_gpusim_json_iter_begin(input, &it);
+        while (voro_gpusim_json_iter_next(&it, &e)) {
             voro_strbuf_printf(sb, "%s{\"object\":\"embedding\",\"index\":%u,\"embedding\":", i ? "," : "", i);
             put_embedding(sb, e, srv->cfg.embed_dim, b64);
             voro_strbuf_puts(sb, "}");
@@ -716,7 +715,7 @@ static int apply_knob(struct gpusim_server *srv, struct gpusim_knobs *k, struct 
     }
     if (!strcmp(key, "models")) {
         *models_set = true;
-        return gpusim_models_parse(val, strlen(val), models);
+        return voro_gpusim_models_parse(val, strlen(val), models);
     }
     (void)srv;
     return -ENOENT;
@@ -788,18 +787,19 @@ static void handle_control(struct gpusim_conn *c, const char *query, size_t qlen
     if (rc == 0 && is_post && c->body_len > 0) {
         struct gpusim_json root, v, kv;
         struct gpusim_json_iter it;
-        if (gpusim_json_root(gpusim_conn_body(c), c->body_len, &root) != 0 || gpusim_json_type(root) != '{') {
+        if (voro_gpusim_json_root(voro_gpusim_conn_body(c), c->body_len, &root) != 0 ||
+            voro_gpusim_json_type(root) != '{') {
             rc = -EINVAL;
         } else {
-            gpusim_json_iter_begin(root, &it);
-            while (rc == 0 && gpusim_json_iter_member(&it, &kv, &v)) {
-                if (gpusim_json_string(kv, key, sizeof(key)) != 0) {
+            voro_gpusim_json_iter_begin(root, &it);
+            while (rc == 0 && voro_gpusim_json_iter_member(&it, &kv, &v)) {
+                if (voro_gpusim_json_string(kv, key, sizeof(key)) != 0) {
                     rc = -EINVAL;
                     break;
                 }
-                char t = gpusim_json_type(v);
+                char t = voro_gpusim_json_type(v);
                 if (t == '"') {
-                    if (gpusim_json_string(v, val, sizeof(val)) != 0)
+                    if (voro_gpusim_json_string(v, val, sizeof(val)) != 0)
                         rc = -EINVAL;
                 } else if (t == 't' || t == 'f') {
                     snprintf(val, sizeof(val), "%s", t == 't' ? "1" : "0");
@@ -818,7 +818,7 @@ static void handle_control(struct gpusim_conn *c, const char *query, size_t qlen
         char msg[128];
         snprintf(msg, sizeof(msg), "Invalid control request%s%s%s.", rc == -ENOENT ? " (unknown knob '" : "",
                  rc == -ENOENT ? key : "", rc == -ENOENT ? "')" : "");
-        gpusim_api_error(c, 400, "invalid_value", msg);
+        voro_gpusim_api_error(c, 400, "invalid_value", msg);
         return;
     }
     if (die)
@@ -832,7 +832,7 @@ static void handle_control(struct gpusim_conn *c, const char *query, size_t qlen
 
 /* ---------------------------------------------------------------- routing */
 
-void gpusim_api_handle(struct gpusim_conn *c)
+void voro_gpusim_api_handle(struct gpusim_conn *c)
 {
     struct gpusim_server *srv = c->srv;
     const struct voro_http1_parser *p = &c->parser;
@@ -876,10 +876,10 @@ void gpusim_api_handle(struct gpusim_conn *c)
     } else if (voro_http1_span_eq(c->in, path, "/metrics")) {
         if (!get)
             goto method;
-        gpusim_metrics_render(srv, &srv->scratch);
-        gpusim_conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, srv->scratch.data,
-                            srv->scratch.len);
-        gpusim_conn_request_done(c);
+        voro_gpusim_metrics_render(srv, &srv->scratch);
+        voro_gpusim_conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, srv->scratch.data,
+                                 srv->scratch.len);
+        voro_gpusim_conn_request_done(c);
     } else if (voro_http1_span_eq(c->in, path, "/health")) {
         if (!get)
             goto method;
@@ -887,9 +887,9 @@ void gpusim_api_handle(struct gpusim_conn *c)
         voro_strbuf_printf(&srv->scratch, "{\"status\":\"ok\",\"name\":\"%s\"}\n", srv->cfg.name);
         respond_json(c, 200, NULL);
     } else {
-        gpusim_api_error(c, 404, "not_found", "Unknown endpoint.");
+        voro_gpusim_api_error(c, 404, "not_found", "Unknown endpoint.");
     }
     return;
 method:
-    gpusim_api_error(c, 405, "method_not_allowed", "Method not allowed for this endpoint.");
+    voro_gpusim_api_error(c, 405, "method_not_allowed", "Method not allowed for this endpoint.");
 }

@@ -22,7 +22,7 @@ static void on_close(uv_handle_t *h)
     struct gpusim_server *srv = c->srv;
     /* The sequence leaves the queue or batch only here, never inside an engine callback, so the
      * engine's batch iteration is never modified under its feet. */
-    gpusim_engine_cancel(srv, &c->seq);
+    voro_gpusim_engine_cancel(srv, &c->seq);
     srv->n_conns--;
     if (srv->n_free_conns < CONN_FREE_MAX && c->in_cap == CONN_IN_INITIAL) {
         c->next_free = srv->free_conns;
@@ -87,10 +87,10 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    gpusim_conn_flush(c);
+    voro_gpusim_conn_flush(c);
 }
 
-void gpusim_conn_flush(struct gpusim_conn *c)
+void voro_gpusim_conn_flush(struct gpusim_conn *c)
 {
     if (c->writing || c->close_called)
         return;
@@ -142,8 +142,8 @@ static void append_common_headers(struct gpusim_conn *c)
         voro_strbuf_puts(&c->out, "Connection: keep-alive\r\n");
 }
 
-void gpusim_conn_respond(struct gpusim_conn *c, int status, const char *content_type, const char *extra_headers,
-                         const char *body, size_t body_len)
+void voro_gpusim_conn_respond(struct gpusim_conn *c, int status, const char *content_type, const char *extra_headers,
+                              const char *body, size_t body_len)
 {
     voro_strbuf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
                        voro_http1_status_text(status), content_type, body_len);
@@ -152,10 +152,10 @@ void gpusim_conn_respond(struct gpusim_conn *c, int status, const char *content_
         voro_strbuf_puts(&c->out, extra_headers);
     voro_strbuf_append(&c->out, "\r\n", 2);
     voro_strbuf_append(&c->out, body, body_len);
-    gpusim_conn_flush(c);
+    voro_gpusim_conn_flush(c);
 }
 
-void gpusim_conn_stream_begin(struct gpusim_conn *c, const char *extra_headers)
+void voro_gpusim_conn_stream_begin(struct gpusim_conn *c, const char *extra_headers)
 {
     /* HTTP/1.0 has no chunked coding: the end of the stream is the end of the connection. */
     c->chunked_out = !c->http10;
@@ -168,10 +168,10 @@ void gpusim_conn_stream_begin(struct gpusim_conn *c, const char *extra_headers)
     if (extra_headers)
         voro_strbuf_puts(&c->out, extra_headers);
     voro_strbuf_append(&c->out, "\r\n", 2);
-    gpusim_conn_flush(c);
+    voro_gpusim_conn_flush(c);
 }
 
-void gpusim_conn_stream_chunk(struct gpusim_conn *c, const char *data, size_t len)
+void voro_gpusim_conn_stream_chunk(struct gpusim_conn *c, const char *data, size_t len)
 {
     if (c->close_called || len == 0)
         return;
@@ -184,16 +184,16 @@ void gpusim_conn_stream_chunk(struct gpusim_conn *c, const char *data, size_t le
     voro_strbuf_append(&c->out, data, len);
     if (c->chunked_out)
         voro_strbuf_append(&c->out, "\r\n", 2);
-    gpusim_conn_flush(c);
+    voro_gpusim_conn_flush(c);
 }
 
-void gpusim_conn_stream_end(struct gpusim_conn *c)
+void voro_gpusim_conn_stream_end(struct gpusim_conn *c)
 {
     if (c->close_called)
         return;
     if (c->chunked_out)
         voro_strbuf_append(&c->out, "0\r\n\r\n", 5);
-    gpusim_conn_flush(c);
+    voro_gpusim_conn_flush(c);
 }
 
 static void reset_message(struct gpusim_conn *c)
@@ -207,14 +207,14 @@ static void reset_message(struct gpusim_conn *c)
     c->chunked_out = false;
 }
 
-void gpusim_conn_request_done(struct gpusim_conn *c)
+void voro_gpusim_conn_request_done(struct gpusim_conn *c)
 {
     c->busy = false;
     if (c->close_called)
         return;
     if (!c->keep_alive) {
         c->closing = true;
-        gpusim_conn_flush(c);
+        voro_gpusim_conn_flush(c);
         return;
     }
     /* Called from an engine step (asynchronous answer): go on with buffered pipelined requests.
@@ -234,7 +234,7 @@ static void fail_conn(struct gpusim_conn *c, int status, const char *reason)
     if (c->reading)
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
-    gpusim_api_error(c, status, status == 413 ? "request_too_large" : "invalid_request", reason);
+    voro_gpusim_api_error(c, status, status == 413 ? "request_too_large" : "invalid_request", reason);
 }
 
 /* Returns 1 when the whole message (head + body) is in, 0 when more bytes are needed, -1 on error
@@ -264,7 +264,7 @@ static int receive_message(struct gpusim_conn *c, size_t *msg_end)
         if ((p->flags & VORO_HTTP1_F_EXPECT_CONTINUE) && c->body_kind != VORO_HTTP1_BODY_NONE &&
             p->version_minor >= 1) {
             voro_strbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-            gpusim_conn_flush(c);
+            voro_gpusim_conn_flush(c);
         }
     }
     const size_t head_len = p->head_len;
@@ -327,7 +327,7 @@ static void conn_process(struct gpusim_conn *c)
         c->busy = true;
         c->seq.conn = c;
         c->in_handler = true;
-        gpusim_api_handle(c); /* may call gpusim_conn_request_done synchronously */
+        voro_gpusim_api_handle(c); /* may call voro_gpusim_conn_request_done synchronously */
         c->in_handler = false;
         /* The handler copied what it needs: the message's bytes can go. */
         memmove(c->in, c->in + msg_end, c->in_len - msg_end);
@@ -456,7 +456,7 @@ static void on_connection(uv_stream_t *server, int status)
     start_reading(c);
 }
 
-int gpusim_server_listen(struct gpusim_server *srv)
+int voro_gpusim_server_listen(struct gpusim_server *srv)
 {
     union {
         struct sockaddr sa;
@@ -487,7 +487,7 @@ int gpusim_server_listen(struct gpusim_server *srv)
     return 0;
 }
 
-void gpusim_server_free_conns(struct gpusim_server *srv)
+void voro_gpusim_server_free_conns(struct gpusim_server *srv)
 {
     while (srv->free_conns) {
         struct gpusim_conn *c = srv->free_conns;
@@ -500,5 +500,4 @@ void gpusim_server_free_conns(struct gpusim_server *srv)
     srv->n_free_conns = 0;
 }
 
-
-void gpusim_conn_close(struct gpusim_conn *c) { conn_close(c); }
+void voro_gpusim_conn_close(struct gpusim_conn *c) { conn_close(c); }

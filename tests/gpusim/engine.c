@@ -14,10 +14,7 @@ static uint64_t seq_kv_tokens(const struct gpusim_seq *s)
     return (uint64_t)s->prompt_tokens + (uint64_t)s->generated * s->n;
 }
 
-static uint64_t kv_capacity(const struct gpusim_server *srv)
-{
-    return srv->cfg.kv_blocks * GPUSIM_KV_BLOCK_TOKENS;
-}
+static uint64_t kv_capacity(const struct gpusim_server *srv) { return srv->cfg.kv_blocks * GPUSIM_KV_BLOCK_TOKENS; }
 
 static void queue_remove(struct gpusim_gpu *g, struct gpusim_seq *s)
 {
@@ -74,8 +71,8 @@ static void start_step(struct gpusim_gpu *g)
         g->carry_us = 0;
         return;
     }
-    double us = (k->step_ms * (1.0 + 0.02 * g->n_running) + k->prefill_ms * (double)prefill_tokens / 100.0) *
-                k->slow * 1000.0;
+    double us =
+        (k->step_ms * (1.0 + 0.02 * g->n_running) + k->prefill_ms * (double)prefill_tokens / 100.0) * k->slow * 1000.0;
     if (!(us >= 0))
         us = 0;
     us += g->carry_us;
@@ -97,9 +94,9 @@ static void on_step(uv_timer_t *t)
         g->kv_tokens += s->n;
         srv->stats.generation_tokens += s->n;
         if (s->generated == 1)
-            gpusim_metrics_observe_ttft(&srv->stats, (double)(now - s->arrival_us) / 1e6);
+            voro_gpusim_metrics_observe_ttft(&srv->stats, (double)(now - s->arrival_us) / 1e6);
         if (s->generated < s->max_tokens) {
-            gpusim_api_token(s, false);
+            voro_gpusim_api_token(s, false);
             i++;
             continue;
         }
@@ -107,13 +104,13 @@ static void on_step(uv_timer_t *t)
          * pipelined request, which reuses this sequence object. */
         batch_remove(g, s);
         srv->stats.success_length++;
-        gpusim_metrics_observe_e2e(&srv->stats, (double)(now - s->arrival_us) / 1e6);
-        gpusim_api_token(s, true);
+        voro_gpusim_metrics_observe_e2e(&srv->stats, (double)(now - s->arrival_us) / 1e6);
+        voro_gpusim_api_token(s, true);
     }
     start_step(g);
 }
 
-int gpusim_engine_init(struct gpusim_server *srv)
+int voro_gpusim_engine_init(struct gpusim_server *srv)
 {
     for (unsigned i = 0; i < srv->cfg.gpus; i++) {
         struct gpusim_gpu *g = &srv->gpus[i];
@@ -130,11 +127,11 @@ int gpusim_engine_init(struct gpusim_server *srv)
     }
     return 0;
 fail:
-    gpusim_engine_close(srv);
+    voro_gpusim_engine_close(srv);
     return -ENOMEM;
 }
 
-void gpusim_engine_close(struct gpusim_server *srv)
+void voro_gpusim_engine_close(struct gpusim_server *srv)
 {
     for (unsigned i = 0; i < srv->cfg.gpus; i++) {
         struct gpusim_gpu *g = &srv->gpus[i];
@@ -143,7 +140,7 @@ void gpusim_engine_close(struct gpusim_server *srv)
     }
 }
 
-void gpusim_engine_submit(struct gpusim_server *srv, struct gpusim_seq *seq)
+void voro_gpusim_engine_submit(struct gpusim_server *srv, struct gpusim_seq *seq)
 {
     unsigned best = 0;
     unsigned best_load = ~0u;
@@ -170,7 +167,7 @@ void gpusim_engine_submit(struct gpusim_server *srv, struct gpusim_seq *seq)
         start_step(g);
 }
 
-void gpusim_engine_cancel(struct gpusim_server *srv, struct gpusim_seq *seq)
+void voro_gpusim_engine_cancel(struct gpusim_server *srv, struct gpusim_seq *seq)
 {
     struct gpusim_gpu *g = &srv->gpus[seq->gpu];
     if (seq->state == GPUSIM_SEQ_QUEUED) {

@@ -37,9 +37,14 @@ static const char *skip_string(const char *p, const char *end)
             if (++p >= end)
                 return NULL;
             switch (*p) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                p++;
-                break;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': p++; break;
             case 'u':
                 if (end - p < 5)
                     return NULL;
@@ -48,8 +53,7 @@ static const char *skip_string(const char *p, const char *end)
                         return NULL;
                 p += 5;
                 break;
-            default:
-                return NULL;
+            default: return NULL;
             }
             continue;
         }
@@ -109,14 +113,10 @@ static const char *skip_value(const char *p, const char *end, int depth)
     if (p >= end)
         return NULL;
     switch (*p) {
-    case '"':
-        return skip_string(p, end);
-    case 't':
-        return skip_literal(p, end, "true");
-    case 'f':
-        return skip_literal(p, end, "false");
-    case 'n':
-        return skip_literal(p, end, "null");
+    case '"': return skip_string(p, end);
+    case 't': return skip_literal(p, end, "true");
+    case 'f': return skip_literal(p, end, "false");
+    case 'n': return skip_literal(p, end, "null");
     case '{':
     case '[': {
         if (depth >= GPUSIM_JSON_MAX_DEPTH)
@@ -151,12 +151,11 @@ static const char *skip_value(const char *p, const char *end, int depth)
             p = skip_ws(p + 1, end);
         }
     }
-    default:
-        return skip_number(p, end);
+    default: return skip_number(p, end);
     }
 }
 
-int gpusim_json_root(const char *buf, size_t n, struct gpusim_json *out)
+int voro_gpusim_json_root(const char *buf, size_t n, struct gpusim_json *out)
 {
     const char *end = buf + n;
     const char *p = skip_ws(buf, end);
@@ -168,7 +167,7 @@ int gpusim_json_root(const char *buf, size_t n, struct gpusim_json *out)
     return 0;
 }
 
-char gpusim_json_type(struct gpusim_json v)
+char voro_gpusim_json_type(struct gpusim_json v)
 {
     if (v.len == 0)
         return 0;
@@ -178,9 +177,9 @@ char gpusim_json_type(struct gpusim_json v)
     return c;
 }
 
-int gpusim_json_iter_begin(struct gpusim_json v, struct gpusim_json_iter *it)
+int voro_gpusim_json_iter_begin(struct gpusim_json v, struct gpusim_json_iter *it)
 {
-    char t = gpusim_json_type(v);
+    char t = voro_gpusim_json_type(v);
     if (t != '{' && t != '[')
         return -EINVAL;
     it->p = v.p + 1;
@@ -189,7 +188,7 @@ int gpusim_json_iter_begin(struct gpusim_json v, struct gpusim_json_iter *it)
 }
 
 /* Object members: key string (returned in *key) then value. */
-bool gpusim_json_iter_member(struct gpusim_json_iter *it, struct gpusim_json *key, struct gpusim_json *val)
+bool voro_gpusim_json_iter_member(struct gpusim_json_iter *it, struct gpusim_json *key, struct gpusim_json *val)
 {
     const char *p = skip_ws(it->p, it->end);
     if (p < it->end && *p == ',')
@@ -210,7 +209,7 @@ bool gpusim_json_iter_member(struct gpusim_json_iter *it, struct gpusim_json *ke
     return true;
 }
 
-bool gpusim_json_iter_next(struct gpusim_json_iter *it, struct gpusim_json *elem)
+bool voro_gpusim_json_iter_next(struct gpusim_json_iter *it, struct gpusim_json *elem)
 {
     const char *p = skip_ws(it->p, it->end);
     if (p < it->end && *p == ',')
@@ -223,7 +222,7 @@ bool gpusim_json_iter_next(struct gpusim_json_iter *it, struct gpusim_json *elem
         if (q < it->end && *q == ':') {
             struct gpusim_json key;
             it->p = p;
-            return gpusim_json_iter_member(it, &key, elem);
+            return voro_gpusim_json_iter_member(it, &key, elem);
         }
     }
     const char *v = p;
@@ -234,15 +233,15 @@ bool gpusim_json_iter_next(struct gpusim_json_iter *it, struct gpusim_json *elem
     return true;
 }
 
-int gpusim_json_member(struct gpusim_json obj, const char *key, struct gpusim_json *out)
+int voro_gpusim_json_member(struct gpusim_json obj, const char *key, struct gpusim_json *out)
 {
-    if (gpusim_json_type(obj) != '{')
+    if (voro_gpusim_json_type(obj) != '{')
         return -EINVAL;
     struct gpusim_json_iter it;
-    gpusim_json_iter_begin(obj, &it);
+    voro_gpusim_json_iter_begin(obj, &it);
     size_t klen = strlen(key);
     struct gpusim_json k, v;
-    while (gpusim_json_iter_member(&it, &k, &v)) {
+    while (voro_gpusim_json_iter_member(&it, &k, &v)) {
         if (k.len == klen + 2 && memcmp(k.p + 1, key, klen) == 0) {
             *out = v;
             return 0;
@@ -251,9 +250,9 @@ int gpusim_json_member(struct gpusim_json obj, const char *key, struct gpusim_js
     return -ENOENT;
 }
 
-int gpusim_json_number(struct gpusim_json v, double *out)
+int voro_gpusim_json_number(struct gpusim_json v, double *out)
 {
-    if (gpusim_json_type(v) != '0' || v.len > 64)
+    if (voro_gpusim_json_type(v) != '0' || v.len > 64)
         return -EINVAL;
     char tmp[65];
     memcpy(tmp, v.p, v.len);
@@ -262,10 +261,10 @@ int gpusim_json_number(struct gpusim_json v, double *out)
     return 0;
 }
 
-int gpusim_json_int(struct gpusim_json v, int64_t *out)
+int voro_gpusim_json_int(struct gpusim_json v, int64_t *out)
 {
     double d;
-    if (gpusim_json_number(v, &d) < 0)
+    if (voro_gpusim_json_number(v, &d) < 0)
         return -EINVAL;
     if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d)
         return -EINVAL;
@@ -273,18 +272,18 @@ int gpusim_json_int(struct gpusim_json v, int64_t *out)
     return 0;
 }
 
-int gpusim_json_bool(struct gpusim_json v, bool *out)
+int voro_gpusim_json_bool(struct gpusim_json v, bool *out)
 {
-    char t = gpusim_json_type(v);
+    char t = voro_gpusim_json_type(v);
     if (t != 't' && t != 'f')
         return -EINVAL;
     *out = t == 't';
     return 0;
 }
 
-size_t gpusim_json_string_chars(struct gpusim_json v)
+size_t voro_gpusim_json_string_chars(struct gpusim_json v)
 {
-    if (gpusim_json_type(v) != '"')
+    if (voro_gpusim_json_type(v) != '"')
         return 0;
     size_t n = 0;
     const char *p = v.p + 1, *end = v.p + v.len - 1;
@@ -331,9 +330,9 @@ static uint32_t hex4(const char *p)
     return (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
 }
 
-int gpusim_json_string(struct gpusim_json v, char *dst, size_t cap)
+int voro_gpusim_json_string(struct gpusim_json v, char *dst, size_t cap)
 {
-    if (gpusim_json_type(v) != '"')
+    if (voro_gpusim_json_type(v) != '"')
         return -EINVAL;
     if (cap == 0)
         return -ENOSPC;

@@ -9,7 +9,7 @@
 #define GPUSIM_JSON_MAX_DEPTH 64
 
 /* A JSON value as raw text inside the caller's buffer (borrowed, never copied). Only values
- * produced by gpusim_json_root and the accessors below are valid inputs to the accessors:
+ * produced by voro_gpusim_json_root and the accessors below are valid inputs to the accessors:
  * the document was validated once, so later scans cannot run off its end. */
 struct gpusim_json {
     const char *p;
@@ -23,25 +23,25 @@ struct gpusim_json_iter {
 
 /* Validates buf[0..n) as one JSON value (RFC 8259, nesting <= GPUSIM_JSON_MAX_DEPTH) and
  * returns it without surrounding whitespace; 0 or -EINVAL. */
-int gpusim_json_root(const char *buf, size_t n, struct gpusim_json *out);
+int voro_gpusim_json_root(const char *buf, size_t n, struct gpusim_json *out);
 /* '{', '[', '"', 't', 'f', 'n' or '0' (any number). */
-char gpusim_json_type(struct gpusim_json v);
+char voro_gpusim_json_type(struct gpusim_json v);
 /* First member `key` of object `obj` (keys compared raw, so `key` must need no escaping);
  * 0, -ENOENT when absent, -EINVAL when obj is not an object. */
-int gpusim_json_member(struct gpusim_json obj, const char *key, struct gpusim_json *out);
+int voro_gpusim_json_member(struct gpusim_json obj, const char *key, struct gpusim_json *out);
 /* Iterates over an array's elements or an object's member values; -EINVAL if not a container. */
-int gpusim_json_iter_begin(struct gpusim_json v, struct gpusim_json_iter *it);
-bool gpusim_json_iter_next(struct gpusim_json_iter *it, struct gpusim_json *elem);
+int voro_gpusim_json_iter_begin(struct gpusim_json v, struct gpusim_json_iter *it);
+bool voro_gpusim_json_iter_next(struct gpusim_json_iter *it, struct gpusim_json *elem);
 /* Next member of an object being iterated: its key (a string value) and its value. */
-bool gpusim_json_iter_member(struct gpusim_json_iter *it, struct gpusim_json *key, struct gpusim_json *val);
+bool voro_gpusim_json_iter_member(struct gpusim_json_iter *it, struct gpusim_json *key, struct gpusim_json *val);
 /* Integer value (an integral number within int64); 0 or -EINVAL. */
-int gpusim_json_int(struct gpusim_json v, int64_t *out);
-int gpusim_json_number(struct gpusim_json v, double *out);
-int gpusim_json_bool(struct gpusim_json v, bool *out);
+int voro_gpusim_json_int(struct gpusim_json v, int64_t *out);
+int voro_gpusim_json_number(struct gpusim_json v, double *out);
+int voro_gpusim_json_bool(struct gpusim_json v, bool *out);
 /* Number of characters (code points) of a string value; 0 for a non-string. */
-size_t gpusim_json_string_chars(struct gpusim_json v);
+size_t voro_gpusim_json_string_chars(struct gpusim_json v);
 /* Decodes a string value into dst (NUL-terminated UTF-8); -EINVAL if not a string,
  * -ENOSPC if it does not fit in cap bytes. */
-int gpusim_json_string(struct gpusim_json v, char *dst, size_t cap);
+int voro_gpusim_json_string(struct gpusim_json v, char *dst, size_t cap);
 
 #endif

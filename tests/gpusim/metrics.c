@@ -5,11 +5,12 @@
 #include <math.h>
 
 /* Bucket bounds as vLLM (v1 engine) uses them. */
-static const double ttft_le[GPUSIM_TTFT_BUCKETS] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                                    0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+static const double ttft_le[GPUSIM_TTFT_BUCKETS] = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                                    0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
                                                     20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
-static const double e2e_le[GPUSIM_E2E_BUCKETS] = {0.3,  0.5,  0.8,  1.0,  1.5,   2.5,   5.0,   10.0,   15.0,   20.0,  30.0,
-                                                  40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0, 15360.0};
+static const double e2e_le[GPUSIM_E2E_BUCKETS] = {0.3,   0.5,   0.8,   1.0,   1.5,    2.5,    5.0,
+                                                  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,   60.0,
+                                                  120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0, 15360.0};
 
 static void observe(uint64_t *buckets, const double *le, unsigned n, double v)
 {
@@ -20,14 +21,14 @@ static void observe(uint64_t *buckets, const double *le, unsigned n, double v)
         }
 }
 
-void gpusim_metrics_observe_ttft(struct gpusim_stats *st, double seconds)
+void voro_gpusim_metrics_observe_ttft(struct gpusim_stats *st, double seconds)
 {
     observe(st->ttft_buckets, ttft_le, GPUSIM_TTFT_BUCKETS, seconds);
     st->ttft_count++;
     st->ttft_sum += seconds;
 }
 
-void gpusim_metrics_observe_e2e(struct gpusim_stats *st, double seconds)
+void voro_gpusim_metrics_observe_e2e(struct gpusim_stats *st, double seconds)
 {
     observe(st->e2e_buckets, e2e_le, GPUSIM_E2E_BUCKETS, seconds);
     st->e2e_count++;
@@ -48,8 +49,9 @@ static void histogram(struct voro_strbuf *sb, const char *name, const char *help
     for (unsigned i = 0; i < n; i++) {
         cum += buckets[i];
         /* As Python's prometheus_client prints them: "1.0", "0.001". */
-        voro_strbuf_printf(sb, le[i] == floor(le[i]) ? "%s_bucket{le=\"%.1f\",model_name=\"%s\"} %" PRIu64 "\n"
-                                                     : "%s_bucket{le=\"%g\",model_name=\"%s\"} %" PRIu64 "\n",
+        voro_strbuf_printf(sb,
+                           le[i] == floor(le[i]) ? "%s_bucket{le=\"%.1f\",model_name=\"%s\"} %" PRIu64 "\n"
+                                                 : "%s_bucket{le=\"%g\",model_name=\"%s\"} %" PRIu64 "\n",
                            name, le[i], model, cum);
     }
     voro_strbuf_printf(sb, "%s_bucket{le=\"+Inf\",model_name=\"%s\"} %" PRIu64 "\n", name, model, count);
@@ -57,7 +59,7 @@ static void histogram(struct voro_strbuf *sb, const char *name, const char *help
     voro_strbuf_printf(sb, "%s_sum{model_name=\"%s\"} %.6f\n", name, model, sum);
 }
 
-void gpusim_metrics_render(struct gpusim_server *srv, struct voro_strbuf *sb)
+void voro_gpusim_metrics_render(struct gpusim_server *srv, struct voro_strbuf *sb)
 {
     const struct gpusim_config *cfg = &srv->cfg;
     const struct gpusim_stats *st = &srv->stats;
