@@ -147,17 +147,9 @@ static int mutate(struct voro_cluster_state *s, const struct voro_cmd *cmd)
     case VORO_CMD_CONFIG_ROLLBACK: {
         const typeof(cmd->u.config_rollback) *c = &cmd->u.config_rollback;
         const struct voro_config_version *old = voro_state_config(s, c->to_version);
-        /* config_add may free the oldest history entry, which can be `old`: copy it first. */
-        char hash[sizeof old->hash];
-        memcpy(hash, old->hash, sizeof hash);
-        size_t len = old->text_len;
-        char *copy = malloc(len + 1);
-        if (copy == NULL)
-            return -ENOMEM;
-        memcpy(copy, old->text, len + 1);
-        int rc = voro_state_config_add(s, copy, len, hash, c->author, c->time_ms, c->to_version);
-        free(copy);
-        return rc;
+        /* `old` may be the history entry config_add evicts: it copies its inputs first. */
+        return voro_state_config_add(s, old->text, old->text_len, old->hash, c->author, c->time_ms,
+                                     c->to_version);
     }
     case VORO_CMD_NODE_CONFIG_ACTIVE: {
         const typeof(cmd->u.node_config_active) *c = &cmd->u.node_config_active;

@@ -118,6 +118,9 @@ const struct voro_quota_lease *voro_state_lease(const struct voro_cluster_state 
 
 /* Mutators, used by the FSM after its checks passed. Insert-or-replace ("put") returns 0,
  * -ENOSPC when the table is full and the key is new, or -ENOMEM; "del" returns 0 or -ENOENT. */
+/* config_add assigns version last_version + 1, makes it current and moves the previous current
+ * into the history (evicting the oldest beyond VORO_STATE_HISTORY_MAX). It copies text, hash
+ * and author before evicting anything, so they may point into the state itself (rollback). */
 int voro_state_config_add(struct voro_cluster_state *s, const char *text, size_t text_len,
                           const char *hash, const char *author, uint64_t time_ms,
                           uint64_t source_version);
