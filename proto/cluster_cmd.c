@@ -116,7 +116,7 @@ int voro_cmd_type_from_name(const char *s, size_t len)
     for (int t = 0; t < VORO_CMD__COUNT; t++)
         if (name_eq(descs[t].name, s, len))
             return t;
-    return -1;
+    return -ENOENT;
 }
 
 const char *voro_health_state_name(enum voro_health_state s)
@@ -131,7 +131,7 @@ int voro_health_state_from_name(const char *s, size_t len)
     for (int i = 0; i < (int)(sizeof health_names / sizeof health_names[0]); i++)
         if (name_eq(health_names[i], s, len))
             return i;
-    return -1;
+    return -ENOENT;
 }
 
 void voro_cmd_init(struct voro_cmd *cmd, enum voro_cmd_type type)

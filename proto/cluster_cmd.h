@@ -121,7 +121,8 @@ int voro_cmd_check(const struct voro_cmd *cmd);
  * Returns 0, a VORO_CMD_E* code, or -ENOMEM. */
 int voro_cmd_encode(const struct voro_cmd *cmd, void **out, size_t *out_len);
 
-/* Wire names: "config_push", ... and "up"/"down"/"draining". NULL/-1 when unknown. */
+/* Wire names: "config_push", ... and "up"/"down"/"draining". The *_from_name functions return
+ * the enum value or -ENOENT; the *_name functions NULL for an out-of-range value. */
 const char *voro_cmd_type_name(enum voro_cmd_type type);
 int voro_cmd_type_from_name(const char *s, size_t len);
 const char *voro_health_state_name(enum voro_health_state s);

@@ -198,6 +198,16 @@ static int rd_list(struct voro_mp_reader *r, uint32_t *n, size_t max)
     return *n <= max ? 0 : VORO_CMD_ETOOBIG;
 }
 
+static bool is_hex64(const char *s)
+{
+    if (strlen(s) != VORO_CMD_HASH_LEN)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
 static int rd_config(struct voro_mp_reader *r, struct voro_config_version *v)
 {
     const char *text;
@@ -215,6 +225,8 @@ static int rd_config(struct voro_mp_reader *r, struct voro_config_version *v)
     R(rd_str(r, v->hash, sizeof v->hash, true));
     R(rd_str(r, v->author, sizeof v->author, false));
     R(rd_u64(r, &v->time_ms));
+    if (!is_hex64(v->hash) || v->source_version >= v->version)
+        return VORO_CMD_EVALUE;
     v->text = malloc((size_t)len + 1);
     if (v->text == NULL)
         return -ENOMEM;
@@ -274,6 +286,8 @@ static int decode_body(struct voro_mp_reader *r, struct voro_cluster_state *s)
         R(rd_config(r, &s->current));
         if (s->current.version > s->last_version)
             return VORO_CMD_EVALUE;
+    } else if (s->last_version != 0) {
+        return VORO_CMD_EVALUE; /* once a config exists there is always a current one */
     }
     R(rd_key(r, "history"));
     R(rd_list(r, &n, VORO_STATE_HISTORY_MAX));
@@ -314,7 +328,8 @@ static int decode_body(struct voro_mp_reader *r, struct voro_cluster_state *s)
         R(rd_u64(r, &a->version));
         R(rd_bool(r, &a->ok));
         R(rd_str(r, a->reason, sizeof a->reason, false));
-        if (a->node_id == 0 || (i > 0 && a->node_id <= s->actives[i - 1].node_id))
+        if (a->node_id == 0 || a->version > s->last_version ||
+            (i > 0 && a->node_id <= s->actives[i - 1].node_id))
             return VORO_CMD_EVALUE;
         s->n_actives = i + 1;
     }

@@ -461,6 +461,53 @@ static void test_snapshot_restore_round_trip(void **state)
     voro_cluster_state_free(&dst);
 }
 
+/* Encodes `s` and returns what decoding it gives. */
+static int reencode(const struct voro_cluster_state *s)
+{
+    struct raft_buffer b;
+    struct voro_cluster_state out;
+    assert_int_equal(voro_fsm_encode_state(s, &b), 0);
+    int rc = voro_cluster_state_decode(b.base, b.len, &out);
+    raft_free(b.base);
+    if (rc == 0)
+        voro_cluster_state_free(&out);
+    return rc;
+}
+
+static void test_snapshot_refuses_impossible_states(void **state)
+{
+    (void)state;
+    struct voro_cluster_state s;
+    voro_cluster_state_init(&s);
+    populate(&s);
+    assert_int_equal(reencode(&s), 0);
+    /* Well-formed msgpack, but no FSM could have built these: each is refused. */
+    struct voro_member m = s.members[0];
+    s.members[0] = s.members[1];
+    s.members[1] = m;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* keys out of order */
+    s.members[1] = s.members[0];
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* duplicate key */
+    s.members[1] = m;
+    s.members[0].id = 1;
+    s.members[1].id = 2;
+    assert_int_equal(reencode(&s), 0);
+    s.leases[0].share = 0;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE);
+    s.leases[0].share = 1;
+    s.current.hash[0] = 'X';
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE);
+    s.current.hash[0] = 'a';
+    s.history[1].version = s.current.version;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE);
+    s.history[1].version = 2;
+    s.last_version = 2;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* current beyond last_version */
+    s.last_version = 3;
+    assert_int_equal(reencode(&s), 0);
+    voro_cluster_state_free(&s);
+}
+
 static void test_copy_equal_free(void **state)
 {
     (void)state;
@@ -753,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_validate_predicts_apply_and_determinism),
         cmocka_unit_test(test_refused_commands_are_noops),
         cmocka_unit_test(test_snapshot_restore_round_trip),
+        cmocka_unit_test(test_snapshot_refuses_impossible_states),
         cmocka_unit_test(test_copy_equal_free),
         cmocka_unit_test(test_cluster_config_pushes_in_order),
         cmocka_unit_test(test_cluster_refusals_do_not_stop_the_log),
