@@ -3,13 +3,14 @@
 
 #include <errno.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 
 #include "common/log.h"
 
 #define ADMIN_MAX_CONNECTIONS 256
 #define SPARE_FDS 32
 
-int voro_fd_budget_check(const struct voro_config *cfg, struct voro_fd_budget *out)
+int voro_fd_budget_check(const struct voro_config *cfg, bool select_model, struct voro_fd_budget *out)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -27,15 +28,26 @@ int voro_fd_budget_check(const struct voro_config *cfg, struct voro_fd_budget *o
     /* Per worker: its listening sockets, an io_uring or epoll fd, a wakeup eventfd. */
     unsigned long fixed = (unsigned long)threads * (cfg->n_listeners + 2) + ADMIN_MAX_CONNECTIONS + health + SPARE_FDS;
     out->limit = (unsigned long)rl.rlim_cur;
+    if (select_model && out->limit > FD_SETSIZE) {
+        /* select(2) cannot watch descriptors >= FD_SETSIZE: size the budget to what it can. */
+        out->limit = FD_SETSIZE;
+    }
     out->fixed = fixed;
     if (out->limit <= fixed) {
         VORO_ERROR("node", "file descriptor limit %lu is below the %lu this configuration needs before any traffic",
                    out->limit, fixed);
         return -EMFILE;
     }
-    out->connections = (out->limit - fixed) / 2;
-    VORO_INFO("node", "fd budget: limit %lu, %lu fixed, room for about %lu proxied connections", out->limit, fixed,
-              out->connections);
+    /* Splice pipes (two fds each) take at most a quarter of what is left: they are an
+     * optimisation, connections come first. */
+    unsigned long spare = out->limit - fixed;
+    unsigned long pipes = cfg->splice ? cfg->pipes : 0;
+    if (pipes * 2 * threads > spare / 4)
+        pipes = spare / 4 / 2 / threads;
+    out->pipes_per_worker = (uint32_t)pipes;
+    out->connections = (spare - pipes * 2 * threads) / 2;
+    VORO_INFO("node", "fd budget: limit %lu, %lu fixed, %u splice pipes per worker, room for about %lu proxied connections",
+              out->limit, fixed, out->pipes_per_worker, out->connections);
     if (!cfg->max_connections || cfg->max_connections > out->connections)
         VORO_WARN("node", "max_connections %s%u is capped at %lu by the fd limit (raise LimitNOFILE to hold more)",
                   cfg->max_connections ? "= " : "(unlimited) ", cfg->max_connections, out->connections);

@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     struct voro_fd_budget budget;
-    if (voro_fd_budget_check(cfg, &budget) != 0) {
+    enum voro_io_model model = io_model_name ? forced_model : (enum voro_io_model)cfg->io_model;
+    if (voro_fd_budget_check(cfg, model == VORO_IO_SELECT, &budget) != 0) {
         voro_config_free(cfg);
         return 1;
     }
@@ -157,6 +158,7 @@ int main(int argc, char **argv)
         goto out_mask;
     }
     node.dp.fd_connection_cap = budget.connections > UINT32_MAX ? UINT32_MAX : (uint32_t)budget.connections;
+    node.dp.pipes_per_worker = budget.pipes_per_worker;
     if (io_model_name) {
         node.io_model = forced_model;
         node.io_model_forced = true;

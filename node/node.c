@@ -110,6 +110,7 @@ rollback:
 int voro_node_init(struct voro_node *node, const struct voro_config *cfg)
 {
     memset(node, 0, sizeof(*node));
+    node->dp.pipes_per_worker = UINT32_MAX; /* main() lowers it to what the fd budget allows */
     node->started_ms = voro_now_ms();
     node->io_model = (enum voro_io_model)cfg->io_model;
     int rc = voro_udp_handovers_init(&node->dp.udp_handovers);

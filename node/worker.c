@@ -374,7 +374,10 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
     rc = voro_slab_init(&w->conn_slab, voro_tcp_conn_size(), 256, max_conns, cfg->hugepages);
     if (rc)
         goto fail_loop;
-    rc = voro_pipe_pool_init(&w->pipes, cfg->splice ? cfg->pipes : 0);
+    uint32_t pipes = cfg->splice ? cfg->pipes : 0;
+    if (pipes > dp->pipes_per_worker)
+        pipes = dp->pipes_per_worker;
+    rc = voro_pipe_pool_init(&w->pipes, pipes);
     if (rc)
         goto fail_slab;
     *out = w;

@@ -251,6 +251,38 @@ def case_fd_limit_caps_connections(r, model):
         b.close()
 
 
+def case_select_beyond_fd_setsize(r, model):
+    """select(2) cannot watch fds >= FD_SETSIZE (1024): the node sizes its budget to that, so
+    connections beyond it are refused cleanly instead of corrupting fd_sets."""
+    b = Backend("b")
+    port = free_port()
+    v = Voro(r.args.voro, config(port, [b.addr], threads=1), io_model=model)
+    clients = []
+    try:
+        assert "fd budget: limit 1024" in v.log_text(), v.log_text()
+        served = refused = 0
+        for _ in range(600):  # 1,200 sockets in the proxy if all were admitted
+            c = connect(port)
+            clients.append(c)
+        for c in clients:
+            try:
+                c.sendall(b"s")
+                c.settimeout(5)
+                d = c.recv(1)
+                served += d == b"s"
+                refused += d == b""
+            except (ConnectionResetError, BrokenPipeError):
+                refused += 1
+        assert served + refused == 600 and served > 100 and refused > 0, (served, refused)
+        st = v.stats()
+        assert sum(w["rejected_max_connections"] for w in st["workers"]) == refused
+    finally:
+        for c in clients:
+            c.close()
+        v.close()
+        b.close()
+
+
 def case_idle_timeout(r, model):
     b = Backend("b")
     port = free_port()
@@ -422,10 +454,12 @@ def case_drain_grace_expires(r, model):
 def main():
     r = Runner()
     cases = [case_large_payload, case_half_close, case_backend_down_retry, case_health_check_marks_down,
-             case_no_server, case_connection_limits, case_rate_limit, case_fd_limit_caps_connections, case_idle_timeout, case_reload_under_traffic,
+             case_no_server, case_connection_limits, case_rate_limit, case_fd_limit_caps_connections, case_select_beyond_fd_setsize, case_idle_timeout, case_reload_under_traffic,
              case_reload_changes_io_model, case_sigterm_drain, case_drain_grace_expires]
     for model in r.models:
         for c in cases:
+            if c is case_select_beyond_fd_setsize and model != "select":
+                continue  # the FD_SETSIZE limit only exists for select
             r.run(f"{c.__name__[5:]}[{model}]", c, r, model)
     r.finish()
 
