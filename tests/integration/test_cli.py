@@ -128,10 +128,33 @@ def case_seed_runs_and_admin(r):
         b2.close()
 
 
+def case_hugepages_fallback(r):
+    b = Backend("b")
+    port = free_port()
+    text = (f"[server]\nthreads = 1\nhugepages = on\n[node]\nadmin_address = {{admin}}\n"
+            f"[listener l]\nbind = 127.0.0.1:{port}\npool = p\n[pool p]\nhealth_check = none\nserver = s {b.addr}\n")
+    v = Voro(r.args.voro, text)
+    try:
+        with open("/proc/sys/vm/nr_hugepages") as f:
+            reserved = int(f.read())
+        st = v.stats()
+        if reserved == 0:
+            assert st["workers"][0]["hugepages"] is False
+            assert "huge" in v.log_text().lower(), v.log_text()
+        import socket
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"hp")
+        assert s.recv(2) == b"hp"
+        s.close()
+    finally:
+        v.close()
+        b.close()
+
+
 def main():
     r = Runner()
     for c in (case_version_help, case_check_valid_seed, case_check_errors, case_check_refuses_unbuilt, case_bind_failure,
-              case_seed_runs_and_admin):
+              case_seed_runs_and_admin, case_hugepages_fallback):
         r.run(c.__name__[5:], c, r)
     r.finish()
 
