@@ -28,15 +28,36 @@ enum voro_cfg_io_model {
 
 enum voro_lb_algorithm {
     VORO_LB_ROUND_ROBIN = 0,    /* smooth weighted round robin */
-    VORO_LB_LEAST_CONNECTIONS,  /* fewest in-flight connections (per worker), weighted */
-    VORO_LB_CONSISTENT_HASH,    /* Maglev table on the client address, bounded load */
+    VORO_LB_LEAST_CONNECTIONS,  /* fewest in-flight connections/requests (per worker), weighted */
+    VORO_LB_CONSISTENT_HASH,    /* Maglev table on a key (client address, header, cookie, model), bounded load */
     VORO_LB_POWER_OF_TWO,       /* two random choices, fewer in-flight wins */
+    VORO_LB_EWMA,               /* peak-EWMA latency x (in-flight + 1), power of two choices */
+    VORO_LB_QUEUE_LENGTH,       /* shortest engine queue (scraped) + Voro's own in-flight */
+    VORO_LB_GPU_AWARE,          /* documented score from engine and GPU metrics (docs/algorithms.md) */
 };
-#define VORO_LB_ALGORITHM_COUNT 4
+#define VORO_LB_ALGORITHM_COUNT 7
+
+/* What a consistent_hash pool hashes. */
+enum voro_hash_key {
+    VORO_HASH_CLIENT_IP = 0,
+    VORO_HASH_HEADER,  /* hash_key = header:NAME */
+    VORO_HASH_COOKIE,  /* hash_key = cookie:NAME */
+    VORO_HASH_MODEL,   /* hash_key = model */
+};
 
 enum voro_health_type {
     VORO_HEALTH_CHECK_NONE = 0,
     VORO_HEALTH_CHECK_TCP = 1,
+    VORO_HEALTH_CHECK_HTTP = 2,   /* health_method health_path, expect status (and body substring) */
+    VORO_HEALTH_CHECK_SCRIPT = 3, /* health_script with {host} and {port} substituted, exit 0 = up */
+};
+
+/* A model a server serves: "name", "name@version" or an adapter "lora:name" (of `base`). */
+struct voro_model_ref {
+    char name[VORO_NAME_MAX];
+    char version[32];           /* "" = unversioned */
+    char base[VORO_NAME_MAX];   /* adapters: the base model; "" otherwise */
+    bool adapter;
 };
 
 struct voro_sockaddr {
@@ -49,6 +70,11 @@ struct voro_server_config {
     char name[VORO_NAME_MAX];
     struct voro_sockaddr addr;
     uint32_t weight; /* 1..256, default 1; 0 = never picked (drained) */
+    /* L7 (pool server option `models=a,b@v2,lora:a-sql`, `metrics=URL`, `capacity=N`) */
+    struct voro_model_ref *models; /* owned; declared models (learned ones come from /v1/models) */
+    size_t n_models;
+    char metrics_url[256];         /* "" = no scrape; e.g. http://127.0.0.1:9001/metrics */
+    uint32_t capacity;             /* concurrent sequences it can run, 0 = learn it */
 };
 
 struct voro_health_config {
@@ -57,6 +83,27 @@ struct voro_health_config {
     uint32_t timeout_ms;        /* default 1000 */
     uint32_t rise;              /* default 2 */
     uint32_t fall;              /* default 3 */
+    char method[16];            /* http: default GET */
+    char path[256];             /* http: default /health */
+    uint32_t expect_status;     /* http: default 200 */
+    char expect_body[128];      /* http: substring the body must contain, "" = any */
+    char script[256];           /* script: command line with {host} {port} */
+};
+
+/* Passive outlier ejection, slow start, metrics scraping of one pool. */
+struct voro_pool_l7_config {
+    uint32_t eject_consecutive;  /* consecutive 5xx / connect failures that eject; 0 = off (default 5) */
+    uint32_t eject_base_ms;      /* first ejection; doubles on each repeat (default 10s) */
+    uint32_t eject_max_percent;  /* at most this share of the pool ejected at once (default 50) */
+    uint32_t slow_start_ms;      /* weight ramp after (re)joining, 0 = off (default 0) */
+    bool warmup;                 /* send one small request per model before taking traffic */
+    bool learn_models;           /* GET /v1/models from each server (default true for http pools) */
+    uint32_t metrics_interval_ms;/* default 1000 */
+    uint32_t metrics_stale_ms;   /* metrics older than this are stale (default 3000) */
+    enum voro_hash_key hash_key;
+    char hash_key_name[VORO_NAME_MAX]; /* header or cookie name */
+    uint32_t upstream_max_idle;  /* idle keep-alive connections per worker per server (default 32) */
+    uint32_t upstream_idle_timeout_ms; /* shorter than the backends' keep-alive (default 4s) */
 };
 
 struct voro_pool_config {
@@ -68,7 +115,49 @@ struct voro_pool_config {
     uint32_t connect_timeout_ms; /* default from [timeouts] connect */
     uint32_t retries;            /* connect attempts on other servers after a failure; default 2 */
     double hash_balance_factor;  /* consistent_hash bounded load factor, default 1.25 */
+    struct voro_pool_l7_config l7;
     int line;                    /* where it was defined, for messages */
+};
+
+/* HTTP methods as bits (route matching). */
+#define VORO_METHOD_GET (1u << 0)
+#define VORO_METHOD_HEAD (1u << 1)
+#define VORO_METHOD_POST (1u << 2)
+#define VORO_METHOD_PUT (1u << 3)
+#define VORO_METHOD_DELETE (1u << 4)
+#define VORO_METHOD_PATCH (1u << 5)
+#define VORO_METHOD_OPTIONS (1u << 6)
+#define VORO_METHOD_OTHER (1u << 7)
+
+/* [route NAME]: first match in file order wins. Every condition given must hold. */
+struct voro_route_config {
+    char name[VORO_NAME_MAX];
+    char listener[VORO_NAME_MAX]; /* "" = every http listener */
+    char host[128];               /* "" = any; exact, or "*.example.com" suffix; case-insensitive */
+    char path_prefix[256];        /* "" = any */
+    uint32_t methods;             /* VORO_METHOD_* bits, 0 = any */
+    char header_name[64];         /* "" = none; header = NAME: VALUE (exact value, or NAME alone = present) */
+    char header_value[128];
+    char model[VORO_NAME_MAX + 32]; /* "" = no model condition; "*" = any model; "name" or "name@version" */
+    char pool_name[VORO_NAME_MAX];
+    size_t pool_index;
+    bool rewrite_model;           /* rewrite the body's model to the name the chosen server serves */
+    uint32_t body_limit;          /* bytes buffered to find the model, default 1 MiB (larger -> 413) */
+    int line;
+};
+
+/* HTTP listener limits and timeouts ([http] section, cluster scope). */
+struct voro_http_config {
+    uint32_t max_request_line;   /* 414 beyond; default 8192 */
+    uint32_t max_header_bytes;   /* 431 beyond; default 32768 (whole head) */
+    uint32_t max_headers;        /* 431 beyond; default 100 */
+    uint64_t max_body;           /* 413 beyond; 0 = unlimited (default) */
+    uint32_t header_timeout_ms;  /* 408 when a request head takes longer (slowloris); default 10s */
+    uint32_t body_timeout_ms;    /* 408 when the body stalls this long; default 30s */
+    uint32_t response_timeout_ms;/* 504 when the server sends no response head; default 300s */
+    uint32_t keepalive_timeout_ms; /* idle client keep-alive; default 60s */
+    bool add_request_id;         /* X-Request-Id when absent; default true */
+    char via[64];                /* Via: 1.1 <via>; default "voro" */
 };
 
 struct voro_listener_config {
@@ -115,6 +204,9 @@ struct voro_config {
     size_t n_listeners;
     struct voro_pool_config *pools; /* owned */
     size_t n_pools;
+    struct voro_route_config *routes; /* owned, file order */
+    size_t n_routes;
+    struct voro_http_config http;
 };
 
 /* One parse or validation error, already formatted as "file:line: reason". */

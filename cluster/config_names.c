@@ -2,7 +2,7 @@
 #include "cluster/config.h"
 
 static const char *const g_lb_names[VORO_LB_ALGORITHM_COUNT] = {
-    "round_robin", "least_connections", "consistent_hash", "power_of_two",
+    "round_robin", "least_connections", "consistent_hash", "power_of_two", "ewma", "queue_length", "gpu_aware",
 };
 
 const char *voro_lb_algorithm_name(enum voro_lb_algorithm algo)

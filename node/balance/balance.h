@@ -13,10 +13,27 @@
 /* Health word shared with the control thread (it writes, workers read, relaxed). */
 #define VORO_SERVER_UP 1u
 
+/* What the control plane knows about a server, published as atomics (written by the control
+ * thread except `inflight`, which workers add to and subtract from). Lives in the snapshot. */
+struct voro_backend_signals {
+    _Atomic uint32_t weight_permille;   /* slow-start ramp: 1000 = full weight */
+    _Atomic uint32_t inflight;          /* node-wide requests in flight to it (all workers) */
+    _Atomic uint32_t queue_depth;       /* engine: requests waiting */
+    _Atomic uint32_t running;           /* engine: requests running */
+    _Atomic uint32_t kv_usage_permille; /* engine: KV-cache usage, 0..1000 */
+    _Atomic uint32_t gpu_util_permille; /* GPU utilisation, 0..1000 */
+    _Atomic uint32_t capacity;          /* concurrent sequences (configured or learned), 0 = unknown */
+    _Atomic uint32_t flags;             /* VORO_SIGNAL_* */
+    _Atomic uint64_t gpu_mem_free_bytes;
+    _Atomic uint64_t metrics_time_ms;   /* CLOCK_MONOTONIC ms of the last good scrape, 0 = never */
+};
+#define VORO_SIGNAL_GPU_ERROR 1u        /* XID error seen: avoid */
+
 struct voro_lb_server_init {
     uint32_t weight;                 /* 0 = never picked */
     const _Atomic uint32_t *health;  /* VORO_SERVER_UP bit; NULL = always up. Not owned. */
     const char *identity;            /* stable identity for consistent hashing ("name" or address); copied hash only */
+    const struct voro_backend_signals *signals; /* NULL = none (L4 algorithms ignore it). Not owned. */
 };
 
 struct voro_lb_server {

@@ -111,6 +111,10 @@ int voro_lb_pick(struct voro_lb *lb, uint64_t key, const struct voro_lb_exclude 
         return voro_lb_ch_pick(lb, key, exclude);
     case VORO_LB_POWER_OF_TWO:
         return voro_lb_p2c_pick(lb, exclude);
+    case VORO_LB_EWMA:
+    case VORO_LB_QUEUE_LENGTH:
+    case VORO_LB_GPU_AWARE:
+        break; /* the config parser refuses these until the L7 balancers exist */
     }
     return -EHOSTUNREACH;
 }
