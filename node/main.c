@@ -40,20 +40,6 @@ static void usage(FILE *out)
             "SIGTERM/SIGINT stop accepting and drain (a second one closes everything).\n");
 }
 
-/* What the config parser accepts but this build cannot run yet. */
-static int check_supported(const struct voro_config *cfg, const char *path)
-{
-    int bad = 0;
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        if (cfg->listeners[i].mode == VORO_MODE_HTTP) {
-            fprintf(stderr, "%s:%d: listener '%s': mode http is not available yet (it comes with the L7 gateway); use tcp or udp\n",
-                    path, cfg->listeners[i].line, cfg->listeners[i].name);
-            bad++;
-        }
-    }
-    return bad;
-}
-
 static int load_config(const char *path, struct voro_config **out)
 {
     struct voro_config_errors errors = {0};
@@ -63,14 +49,7 @@ static int load_config(const char *path, struct voro_config **out)
     if (rc && errors.count == 0)
         fprintf(stderr, "%s: %s\n", path, strerror(-rc));
     voro_config_errors_free(&errors);
-    if (rc)
-        return rc;
-    if (check_supported(*out, path)) {
-        voro_config_free(*out);
-        *out = NULL;
-        return -EINVAL;
-    }
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

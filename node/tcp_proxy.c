@@ -568,3 +568,51 @@ void voro_tcp_proxy_abort_all(struct voro_worker *w)
 }
 
 size_t voro_tcp_conn_size(void) { return sizeof(struct voro_tcp_conn); }
+
+int voro_tcp_proxy_adopt(struct voro_worker *w, int listener, int cfd, int sfd, struct voro_worker_view *view, int pool,
+                         int server, struct voro_buf *to_client, struct voro_buf *to_server,
+                         const struct voro_conn_admission *adm, bool admitted)
+{
+    struct voro_tcp_conn *c = voro_slab_alloc(&w->conn_slab);
+    if (!c)
+        return -ENOMEM;
+    c->w = w;
+    view->users++;
+    c->view = view;
+    c->cfd = cfd;
+    c->sfd = sfd;
+    c->listener = listener;
+    c->pool = pool;
+    c->server = server;
+    c->state = CONN_ESTABLISHED;
+    c->lb_counted = true;
+    c->admitted = admitted;
+    c->adm = *adm;
+    c->lc = voro_snapshot_listener_counters(view->snap, w->slot, (size_t)listener);
+    c->sc = voro_worker_server_counters(w, view, (size_t)pool, (size_t)server);
+    c->idle_timeout_ms = view->snap->cfg->listeners[listener].idle_timeout_ms;
+    c->last_active_ms = w->now_ms;
+    c->connect_op = (struct voro_op){.cb = on_connect, .data = c};
+    dir_init(&c->up, c, &c->cfd, &c->sfd, true);
+    dir_init(&c->down, c, &c->sfd, &c->cfd, false);
+    voro_timer_init(&c->timer, on_timer, c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    voro_counter_add(&w->stats.active, 1);
+    if (c->idle_timeout_ms)
+        voro_timer_add(&w->wheel, &c->timer, c->idle_timeout_ms);
+    /* What each side already sent goes first; reading starts once it is out. */
+    if (to_server ? dir_start_send(&c->up, to_server) : dir_arm_recv(&c->up)) {
+        /* Aborted: the connection cleans up after itself; the other buffer is ours to drop. */
+        if (to_client)
+            voro_loop_buf_release(w->loop, to_client);
+        return 0;
+    }
+    if (to_client)
+        dir_start_send(&c->down, to_client);
+    else
+        dir_arm_recv(&c->down);
+    return 0;
+}

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "node/http/http_upstream.h"
 
 #define WORKER_TICK_MS 10
 #define ACCEPT_BACKOFF_MS 100
@@ -18,8 +19,9 @@
 
 /* ---- views ---------------------------------------------------------------------------- */
 
-static void view_destroy(struct voro_worker_view *v)
+static void view_destroy(struct voro_worker *w, struct voro_worker_view *v)
 {
+    voro_http_view_destroy(w, v->http);
     if (v->lbs) {
         for (size_t p = 0; p < v->snap->cfg->n_pools; p++)
             voro_lb_destroy(&v->lbs[p]);
@@ -41,6 +43,9 @@ static struct voro_worker_view *view_create(struct voro_worker *w, struct voro_s
     v->lbs = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof(*v->lbs));
     if (!v->lbs)
         goto fail;
+    for (size_t l = 0; l < cfg->n_listeners; l++)
+        if (cfg->listeners[l].mode == VORO_MODE_HTTP && !v->http)
+            v->http = voro_http_view_create(snap->n_servers_total); /* NULL: no pooling, still works */
     for (size_t p = 0; p < cfg->n_pools; p++) {
         const struct voro_pool_config *pc = &cfg->pools[p];
         struct voro_lb_server_init init[VORO_POOL_MAX_SERVERS];
@@ -59,6 +64,7 @@ static struct voro_worker_view *view_create(struct voro_worker *w, struct voro_s
     }
     return v;
 fail:
+    voro_http_view_destroy(w, v->http);
     atomic_fetch_sub(&snap->refs, 1);
     free(v);
     return NULL;
@@ -75,7 +81,7 @@ void voro_worker_view_release(struct voro_worker *w, struct voro_worker_view *vi
     if (--view->users == 0) {
         if (view == w->view)
             w->view = NULL;
-        view_destroy(view);
+        view_destroy(w, view);
     }
 }
 
@@ -107,6 +113,8 @@ static void on_accept(struct voro_op *op, int res)
     if (res >= 0) {
         if (a->cancelling || w->draining || !w->view)
             voro_loop_close(w->loop, res);
+        else if (w->view->snap->cfg->listeners[a->listener].mode == VORO_MODE_HTTP)
+            voro_http_proxy_accepted(w, a->listener, res);
         else
             voro_tcp_proxy_accepted(w, a->listener, res);
     } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
@@ -277,7 +285,7 @@ static bool worker_idle(const struct voro_worker *w)
     for (const struct voro_accept_slot *a = w->accepts; a; a = a->next)
         if (a->armed)
             return false;
-    return w->conns == NULL && voro_udp_proxy_idle(w);
+    return w->conns == NULL && w->http_conns == NULL && voro_udp_proxy_idle(w);
 }
 
 static void begin_drain(struct voro_worker *w)
@@ -302,6 +310,7 @@ static void *worker_main(void *arg)
     atomic_store(&w->running, true);
 
     bool stopping = false;
+    uint64_t last_second = w->now_ms;
     for (;;) {
         int64_t next = voro_timer_wheel_next_ms(&w->wheel, w->now_ms);
         int timeout = (next < 0 || next > MAX_LOOP_WAIT_MS) ? MAX_LOOP_WAIT_MS : (int)next;
@@ -315,6 +324,10 @@ static void *worker_main(void *arg)
         w->now_ms = voro_now_ms();
         voro_timer_wheel_advance(&w->wheel, w->now_ms);
         accepts_reap(w);
+        if (w->now_ms - last_second >= 1000) {
+            last_second = w->now_ms;
+            voro_http_proxy_on_tick(w);
+        }
         if (atomic_load_explicit(&w->dp->udp_handovers.pending, memory_order_relaxed))
             voro_udp_proxy_poll_handovers(w);
 
@@ -327,11 +340,13 @@ static void *worker_main(void *arg)
             stopping = true;
             begin_drain(w);
             voro_tcp_proxy_abort_all(w);
+            voro_http_proxy_abort_all(w);
         }
         if (w->draining && !stopping && w->now_ms >= w->drain_deadline_ms) {
             VORO_INFO("worker", "worker %u: drain grace period over; closing the remaining connections", w->slot);
             stopping = true;
             voro_tcp_proxy_abort_all(w);
+            voro_http_proxy_abort_all(w);
         }
         if (w->draining && !w->accepts && voro_udp_proxy_idle(w))
             atomic_store(&w->listeners_released, true);
@@ -341,7 +356,7 @@ static void *worker_main(void *arg)
     if (w->view) {
         struct voro_worker_view *v = w->view;
         w->view = NULL;
-        view_destroy(v); /* every connection is gone: nobody else uses it */
+        view_destroy(w, v); /* every connection is gone: nobody else uses it */
     }
     atomic_store(&w->listeners_released, true);
     atomic_store(&w->exited, true);
@@ -380,8 +395,16 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
     rc = voro_pipe_pool_init(&w->pipes, pipes);
     if (rc)
         goto fail_slab;
+    if ((rc = voro_slab_init(&w->http_slab, voro_http_conn_size(), 64, max_conns, cfg->hugepages)) ||
+        (rc = voro_slab_init(&w->out_slab, voro_http_out_size(cfg), 16, 0, false)) ||
+        (rc = voro_slab_init(&w->idle_slab, sizeof(struct voro_http_idle_conn), 256, 0, false)))
+        goto fail_pipes;
     *out = w;
     return 0;
+fail_pipes:
+    voro_slab_destroy(&w->http_slab);
+    voro_slab_destroy(&w->out_slab);
+    voro_pipe_pool_destroy(&w->pipes);
 fail_slab:
     voro_slab_destroy(&w->conn_slab);
 fail_loop:
@@ -421,6 +444,9 @@ void voro_worker_destroy(struct voro_worker *w)
     }
     accepts_reap(w);
     voro_pipe_pool_destroy(&w->pipes);
+    voro_slab_destroy(&w->idle_slab);
+    voro_slab_destroy(&w->out_slab);
+    voro_slab_destroy(&w->http_slab);
     voro_slab_destroy(&w->conn_slab);
     voro_loop_destroy(w->loop);
     free(w);

@@ -47,9 +47,12 @@ struct voro_worker_stats {
 #define VORO_WORKER_CMD_STOP 2u   /* close everything now and exit */
 
 /* The worker's view of one snapshot: per-pool balancers built for it. Connections hold it. */
+struct voro_http_view;
+
 struct voro_worker_view {
     struct voro_snapshot *snap; /* one reference taken on the snapshot */
     struct voro_lb *lbs;        /* [pool], owned */
+    struct voro_http_view *http;/* HTTP keep-alive pools for this view, owned (NULL without http listeners) */
     uint32_t users;             /* connections and sessions using this view (+1 while current) */
 };
 
@@ -67,6 +70,7 @@ struct voro_accept_slot {
 };
 
 struct voro_tcp_conn;
+struct voro_http_conn;
 struct voro_udp_listener;
 
 struct voro_worker {
@@ -80,6 +84,10 @@ struct voro_worker {
     enum voro_io_model requested_model;
     struct voro_timer_wheel wheel;
     struct voro_slab conn_slab;
+    struct voro_slab http_slab;   /* HTTP client connections */
+    struct voro_slab out_slab;    /* rewritten heads and error responses (VORO_HTTP_OUT_SIZE each) */
+    struct voro_slab idle_slab;   /* pooled server connections */
+    struct voro_http_conn *http_conns; /* intrusive list of live HTTP connections */
     struct voro_pipe_pool pipes;  /* splice forwarding; max 0 when splicing is off */
     uint64_t now_ms;             /* cached once per loop iteration */
 
@@ -132,7 +140,22 @@ void voro_worker_pause_accepts(struct voro_worker *w);
 /* tcp_proxy.c */
 size_t voro_tcp_conn_size(void);
 void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd);
+/* Turns an HTTP connection into a two-way tunnel (after a 101): takes over both sockets, the
+ * admission and one balancer count on pools[pool].servers[server] of `view`. `to_client` and
+ * `to_server` (loop buffers with `len` bytes from offset 0, may be NULL) are sent first. On
+ * success the tunnel owns everything given; on failure the caller keeps it all. */
+int voro_tcp_proxy_adopt(struct voro_worker *w, int listener, int cfd, int sfd, struct voro_worker_view *view, int pool,
+                         int server, struct voro_buf *to_client, struct voro_buf *to_server,
+                         const struct voro_conn_admission *adm, bool admitted);
 void voro_tcp_proxy_abort_all(struct voro_worker *w);
+
+/* http/http_proxy.c */
+size_t voro_http_conn_size(void);
+size_t voro_http_out_size(const struct voro_config *cfg);
+void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd);
+void voro_http_proxy_abort_all(struct voro_worker *w);
+/* Once a second: expires idle server connections. */
+void voro_http_proxy_on_tick(struct voro_worker *w);
 
 /* udp_proxy.c */
 int voro_udp_proxy_attach(struct voro_worker *w, int listener, int fd);

@@ -1,0 +1,1171 @@
+/* The HTTP/1.1 reverse proxy of `mode = http` listeners. One client connection carries one
+ * request at a time (pipelined requests wait in the socket and in the head buffer and are
+ * answered in order); each request is parsed with proto/http1, routed, balanced, sent to a
+ * pooled or new server connection with a rewritten head, and its body and the response's
+ * are streamed chunk by chunk as they arrive (no buffering beyond one loop buffer per
+ * direction, so server-sent events reach the client at once). Errors Voro detects itself are
+ * answered with a JSON reason (400/404/408/413/414/431/501/502/503/504/505). A failed
+ * connect, or an idempotent request that got no response byte, is retried once on another
+ * server; a request whose body already went out is never replayed. After a 101 the connection
+ * becomes a two-way tunnel handled by the L4 proxy (WebSocket). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "node/http/http_body.h"
+#include "node/http/http_error.h"
+#include "node/http/http_rewrite.h"
+#include "node/http/http_upstream.h"
+#include "node/worker.h"
+
+#define HTTP_OUT_EXTRA 4096 /* room for the headers Voro adds to a head */
+
+enum http_state {
+    HS_READ_HEAD = 0, /* waiting for (the rest of) a request head */
+    HS_CONNECTING,    /* request parsed, connecting to a server */
+    HS_EXCHANGE,      /* request head sent or being sent; body and response streaming */
+    HS_ERROR_REPLY,   /* sending Voro's own response, then close or next request */
+    HS_CLOSING,
+};
+
+/* Ops of a connection (bits of `pending`). */
+enum {
+    P_CLIENT_RECV = 1u << 0,
+    P_CLIENT_SEND = 1u << 1,
+    P_SERVER_RECV = 1u << 2,
+    P_SERVER_SEND = 1u << 3,
+    P_CONNECT = 1u << 4,
+};
+
+struct voro_http_conn {
+    struct voro_worker *w;
+    struct voro_worker_view *view;
+    struct voro_http_conn *next, *prev;
+    int cfd, sfd;
+    int listener;
+    uint8_t state;
+    uint8_t pending;
+    uint8_t attempts;
+    bool admitted, lb_counted, server_reused, keep_client, connect_timed_out;
+    struct voro_conn_admission adm;
+    struct voro_listener_counters *lc;
+    struct voro_server_counters *sc;
+    char client_ip[INET6_ADDRSTRLEN];
+
+    /* Client input: the head buffer holds the request head being parsed and any bytes after it
+     * (body start, pipelined requests) in [in_off, in_len). */
+    struct voro_buf *in;
+    uint32_t in_off, in_len;
+    struct voro_http1_parser parser; /* the request head, then the response head */
+
+    /* The request in flight. */
+    bool req_head, req_http10, req_keep_alive, req_idempotent, req_upgrade;
+    bool req_body_sent_any, req_done;
+    struct voro_http_body req_body;
+    int pool, server;
+    struct voro_lb_exclude tried;
+    char *out;           /* rewritten request head (kept for a retry until a response byte) */
+    uint32_t out_len;
+    char *rout;          /* rewritten response head, or Voro's own response */
+    uint32_t body_pre;   /* request body bytes already in `in` after the head, at in_off */
+
+    /* The response. */
+    struct voro_buf *resp;  /* server bytes being parsed as a head, or the buffer being forwarded */
+    uint32_t resp_len;
+    bool resp_head_done, resp_any, resp_done, resp_keep_alive, resp_sending_head, interim_sent;
+    bool server_abandoned; /* server ops are being cancelled; the socket closes when they are back */
+    struct voro_http_body resp_body;
+    struct voro_buf *fwd;   /* a server buffer in flight to the client */
+    uint32_t fwd_off;
+
+    struct voro_op c_recv, c_send, s_recv, s_send, connect_op;
+    struct voro_timer timer;
+    uint32_t timeout_ms;    /* what the timer enforces in the current state (0 = none) */
+    uint64_t timer_start_ms;
+    bool timeout_on_idle;   /* measured from the last activity instead of timer_start_ms */
+    int timeout_status;     /* 408 or 504 when it passes; 0 = close silently (idle keep-alive) */
+    uint64_t last_active_ms;
+};
+
+size_t voro_http_conn_size(void) { return sizeof(struct voro_http_conn); }
+
+size_t voro_http_out_size(const struct voro_config *cfg) { return (size_t)cfg->buf_size + HTTP_OUT_EXTRA; }
+
+static void conn_abort(struct voro_http_conn *c);
+static void request_begin(struct voro_http_conn *c);
+static void client_read_head(struct voro_http_conn *c);
+static void connect_next(struct voro_http_conn *c);
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+#define SERVER_OPS (P_SERVER_RECV | P_SERVER_SEND | P_CONNECT)
+
+/* Lets go of the server connection: back to the pool when `reusable`, else closed. With ops
+ * still pending on it, they are cancelled first and the socket closes when they are back. */
+static void release_server(struct voro_http_conn *c, bool reusable)
+{
+    struct voro_worker *w = c->w;
+    if (c->pending & SERVER_OPS) {
+        if (!c->server_abandoned) {
+            c->server_abandoned = true;
+            if (c->pending & P_SERVER_RECV)
+                voro_loop_cancel(w->loop, &c->s_recv);
+            if (c->pending & P_SERVER_SEND)
+                voro_loop_cancel(w->loop, &c->s_send);
+            if (c->pending & P_CONNECT)
+                voro_loop_cancel(w->loop, &c->connect_op);
+        }
+        return;
+    }
+    c->server_abandoned = false;
+    if (c->lb_counted) {
+        voro_lb_conn_end(&c->view->lbs[c->pool], c->server);
+        voro_counter_sub(&c->sc->active, 1);
+        c->lb_counted = false;
+    }
+    if (c->sfd >= 0) {
+        if (reusable)
+            voro_http_upstream_put(w, c->view, (size_t)c->pool, (size_t)c->server, c->sfd);
+        else
+            voro_loop_close(w->loop, c->sfd);
+        c->sfd = -1;
+    }
+}
+
+static void conn_maybe_free(struct voro_http_conn *c)
+{
+    if (c->state != HS_CLOSING || c->pending)
+        return;
+    struct voro_worker *w = c->w;
+    voro_timer_del(&w->wheel, &c->timer);
+    if (c->in)
+        voro_loop_buf_release(w->loop, c->in);
+    if (c->resp)
+        voro_loop_buf_release(w->loop, c->resp);
+    if (c->fwd)
+        voro_loop_buf_release(w->loop, c->fwd);
+    if (c->out)
+        voro_slab_free(&w->out_slab, c->out);
+    if (c->rout)
+        voro_slab_free(&w->out_slab, c->rout);
+    c->pending = 0;
+    release_server(c, false);
+    if (c->cfd >= 0)
+        voro_loop_close(w->loop, c->cfd);
+    if (c->admitted)
+        voro_conn_limits_release(&w->dp->limits, &c->adm);
+    voro_worker_view_release(w, c->view);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->http_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    voro_counter_sub(&w->stats.active, 1);
+    voro_slab_free(&w->http_slab, c);
+}
+
+/* A server-side callback after release_server() abandoned the server: finish the release. */
+static bool server_op_abandoned(struct voro_http_conn *c, struct voro_op *op)
+{
+    if (!c->server_abandoned || c->state == HS_CLOSING)
+        return false;
+    if (op->buf) {
+        voro_loop_buf_release(c->w->loop, op->buf);
+        op->buf = NULL;
+    }
+    if (!(c->pending & SERVER_OPS))
+        release_server(c, false);
+    return true;
+}
+
+static void conn_abort(struct voro_http_conn *c)
+{
+    if (c->state != HS_CLOSING) {
+        c->state = HS_CLOSING;
+        struct voro_loop *loop = c->w->loop;
+        if (c->pending & P_CLIENT_RECV)
+            voro_loop_cancel(loop, &c->c_recv);
+        if (c->pending & P_CLIENT_SEND)
+            voro_loop_cancel(loop, &c->c_send);
+        if (c->pending & P_SERVER_RECV)
+            voro_loop_cancel(loop, &c->s_recv);
+        if (c->pending & P_SERVER_SEND)
+            voro_loop_cancel(loop, &c->s_send);
+        if (c->pending & P_CONNECT)
+            voro_loop_cancel(loop, &c->connect_op);
+    }
+    conn_maybe_free(c);
+}
+
+static void set_deadline(struct voro_http_conn *c, uint32_t ms, int status, bool on_idle)
+{
+    c->timeout_status = status;
+    c->timeout_ms = ms;
+    c->timeout_on_idle = on_idle;
+    c->timer_start_ms = c->last_active_ms = c->w->now_ms;
+    if (ms && !voro_timer_pending(&c->timer))
+        voro_timer_add(&c->w->wheel, &c->timer, ms);
+}
+
+/* ---- Voro's own responses ------------------------------------------------------------------ */
+
+static void on_error_sent(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    c->pending &= (uint8_t)~P_CLIENT_SEND;
+    (void)res;
+    if (c->state == HS_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res >= 0 && c->keep_client && c->req_done) {
+        request_begin(c);
+        return;
+    }
+    /* Close cleanly: FIN after the reply, so the client reads it instead of a reset. */
+    shutdown(c->cfd, SHUT_WR);
+    conn_abort(c);
+}
+
+/* Answers the current request with Voro's own error and then closes (or, for errors after
+ * which the connection is still in sync, goes on with the next request). */
+static void reply_error(struct voro_http_conn *c, int status, const char *message, const char *param, const char *code)
+{
+    struct voro_worker *w = c->w;
+    if (c->resp_any || (c->pending & P_CLIENT_SEND)) {
+        /* Part of a response already went out: all we can do is cut the connection. */
+        conn_abort(c);
+        return;
+    }
+    if (!c->rout && !(c->rout = voro_slab_alloc(&w->out_slab))) {
+        conn_abort(c);
+        return;
+    }
+    /* Keep the connection only when the request was read completely and nothing is pending
+     * on the server side. */
+    bool keep = c->keep_client && c->req_done && status < 500 && status != 408 && status != 400;
+    c->keep_client = keep;
+    release_server(c, false);
+    size_t n = voro_http_error_format(c->rout, voro_http_out_size(c->view->snap->cfg), status, message, NULL, param,
+                                      code, keep);
+    if (n == 0) {
+        conn_abort(c);
+        return;
+    }
+    c->state = HS_ERROR_REPLY;
+    voro_counter_add(&c->lc->errors, 1);
+    c->c_send = (struct voro_op){.cb = on_error_sent, .data = c};
+    if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rout, n) == 0)
+        c->pending |= P_CLIENT_SEND;
+    else
+        conn_abort(c);
+}
+
+/* ---- response: server -> client -------------------------------------------------------- */
+
+static void server_recv(struct voro_http_conn *c);
+static void response_parse(struct voro_http_conn *c);
+static void client_send_fwd(struct voro_http_conn *c, struct voro_buf *buf, uint32_t off, uint32_t len);
+static void exchange_maybe_done(struct voro_http_conn *c);
+
+static void on_client_fwd_sent(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_CLIENT_SEND;
+    if (c->fwd) {
+        voro_loop_buf_release(w->loop, c->fwd);
+        c->fwd = NULL;
+    }
+    if (c->state == HS_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res < 0) {
+        voro_counter_add(&w->stats.errors, 1);
+        conn_abort(c); /* the client went away: stop the server too */
+        return;
+    }
+    if (c->interim_sent) {
+        c->interim_sent = false;
+        if (c->resp_len)
+            response_parse(c);
+        else
+            server_recv(c);
+        return;
+    }
+    if (c->resp_sending_head) {
+        c->resp_sending_head = false;
+        /* Body bytes that came with the head. */
+        if (c->resp && c->resp_len > c->fwd_off) {
+            struct voro_buf *b = c->resp;
+            uint32_t off = c->fwd_off, len = c->resp_len - c->fwd_off;
+            c->resp = NULL;
+            long take = voro_http_body_consume(&c->resp_body, b->data + off, len);
+            if (take < 0) {
+                voro_loop_buf_release(w->loop, b);
+                conn_abort(c);
+                return;
+            }
+            if (take > 0) {
+                client_send_fwd(c, b, off, (uint32_t)take);
+                return;
+            }
+            voro_loop_buf_release(w->loop, b);
+        } else if (c->resp) {
+            voro_loop_buf_release(w->loop, c->resp);
+            c->resp = NULL;
+        }
+    }
+    if (c->resp_body.done) {
+        c->resp_done = true;
+        exchange_maybe_done(c);
+        return;
+    }
+    server_recv(c);
+}
+
+static void client_send_fwd(struct voro_http_conn *c, struct voro_buf *buf, uint32_t off, uint32_t len)
+{
+    c->fwd = buf;
+    c->fwd_off = off;
+    voro_counter_add(&c->w->stats.bytes_to_clients, len);
+    voro_counter_add(&c->lc->bytes_out, len);
+    c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
+    if (voro_loop_send(c->w->loop, &c->c_send, c->cfd, buf->data + off, len) == 0)
+        c->pending |= P_CLIENT_SEND;
+    else
+        conn_abort(c);
+}
+
+/* A complete response head is in c->resp[0..resp_len). */
+static void response_head_done(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    if (!c->rout && !(c->rout = voro_slab_alloc(&w->out_slab))) {
+        conn_abort(c);
+        return;
+    }
+    const struct voro_http1_parser *p = &c->parser;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    uint32_t head_len = p->head_len;
+
+    if (p->status >= 100 && p->status < 200 && p->status != 101) {
+        /* Interim response (100 Continue, 103): relay a canonical one and parse on. */
+        struct voro_buf *b = c->resp;
+        memmove(b->data, b->data + head_len, c->resp_len - head_len);
+        c->resp_len -= head_len;
+        int m = snprintf(c->rout, voro_http_out_size(cfg), "HTTP/1.1 %d %s\r\n\r\n", p->status,
+                         voro_http1_status_text(p->status));
+        voro_http1_reset(&c->parser);
+        c->interim_sent = true;
+        c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
+        if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rout, (size_t)m) == 0)
+            c->pending |= P_CLIENT_SEND;
+        else
+            conn_abort(c);
+        return;
+    }
+
+    c->resp_head_done = true;
+    bool upgrade = p->status == 101 && c->req_upgrade;
+    enum voro_http1_body kind = voro_http1_body_kind(p, c->req_head, false);
+    voro_http_body_init(&c->resp_body, kind, p->content_length);
+    c->resp_keep_alive = voro_http1_keep_alive(p) && kind != VORO_HTTP1_BODY_UNTIL_CLOSE && !upgrade;
+    bool keep = c->keep_client && c->resp_keep_alive && !upgrade;
+    c->keep_client = keep;
+    struct voro_http_response_rewrite rw = {
+        .via = cfg->http.via[0] ? cfg->http.via : NULL,
+        .keep_alive = keep,
+        .client_http10 = c->req_http10,
+        .upgrade = upgrade,
+    };
+    size_t out_len = 0;
+    if (voro_http_rewrite_response((const char *)c->resp->data, p, &rw, c->rout, voro_http_out_size(cfg), &out_len) != 0) {
+        reply_error(c, 502, "response head from the server too large", NULL, NULL);
+        return;
+    }
+    if (upgrade) {
+        /* WebSocket: the 101 head and any frames after it go first, then the L4 tunnel takes
+         * both sockets. The rewritten head replaces the original in the same buffer. */
+        struct voro_buf *down = c->resp;
+        uint32_t extra = c->resp_len - head_len;
+        if (out_len + extra > down->cap) {
+            reply_error(c, 502, "upgrade response too large", NULL, NULL);
+            return;
+        }
+        memmove(down->data + out_len, down->data + head_len, extra);
+        memcpy(down->data, c->rout, out_len);
+        down->len = (uint32_t)out_len + extra;
+        struct voro_buf *up = NULL;
+        if (c->in && c->in_len > c->in_off) {
+            up = c->in;
+            memmove(up->data, up->data + c->in_off, c->in_len - c->in_off);
+            up->len = c->in_len - c->in_off;
+            c->in = NULL;
+        }
+        c->resp = NULL;
+        int rc = voro_tcp_proxy_adopt(w, c->listener, c->cfd, c->sfd, c->view, c->pool, c->server, down, up, &c->adm,
+                                      c->admitted);
+        if (rc != 0) {
+            voro_loop_buf_release(w->loop, down);
+            if (up)
+                voro_loop_buf_release(w->loop, up);
+            conn_abort(c);
+            return;
+        }
+        /* The tunnel owns the sockets, the admission and the server's balancer count now. */
+        c->cfd = c->sfd = -1;
+        c->admitted = false;
+        c->lb_counted = false;
+        conn_abort(c);
+        return;
+    }
+    c->fwd_off = head_len;
+    c->resp_sending_head = true;
+    c->fwd = NULL;
+    voro_counter_add(&w->stats.bytes_to_clients, out_len);
+    voro_counter_add(&c->lc->bytes_out, out_len);
+    c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
+    if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rout, out_len) == 0)
+        c->pending |= P_CLIENT_SEND;
+    else
+        conn_abort(c);
+}
+
+static bool request_retryable(const struct voro_http_conn *c)
+{
+    const struct voro_pool_config *pc = &c->view->snap->cfg->pools[c->pool];
+    return !c->resp_any && c->req_idempotent && !c->req_body_sent_any && c->attempts <= pc->retries &&
+           c->state != HS_CLOSING;
+}
+
+static void on_server_recv(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_SERVER_RECV;
+    if (server_op_abandoned(c, op))
+        return;
+    struct voro_buf *buf = op->buf;
+    if (c->state == HS_CLOSING) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        if (!c->resp_any && !c->resp_head_done) {
+            /* Nothing came back: a reused connection the server had just closed, or a crash. */
+            voro_counter_add(&c->sc->connect_failures, 1);
+            if (request_retryable(c) && !(c->pending & P_SERVER_SEND)) {
+                voro_counter_add(&w->stats.connect_retries, 1);
+                release_server(c, false);
+                voro_lb_exclude_add(&c->tried, c->server);
+                connect_next(c);
+                return;
+            }
+            reply_error(c, 502, res == 0 ? "the server closed the connection without a response"
+                                         : "the server connection failed before a response", NULL, NULL);
+            return;
+        }
+        if (res == 0 && c->resp_body.kind == VORO_HTTP1_BODY_UNTIL_CLOSE) {
+            c->resp_body.done = true;
+            c->resp_done = true;
+            c->resp_keep_alive = false;
+            c->keep_client = false;
+            exchange_maybe_done(c);
+            return;
+        }
+        /* Cut in the middle of a response: the client must see it cut too. */
+        voro_counter_add(&w->stats.errors, 1);
+        conn_abort(c);
+        return;
+    }
+    c->resp_any = true;
+    c->last_active_ms = w->now_ms;
+    voro_counter_add(&c->sc->bytes_in, (uint64_t)res);
+    if (c->resp_head_done) {
+        long take = voro_http_body_consume(&c->resp_body, buf->data, (size_t)res);
+        if (take < 0) {
+            voro_loop_buf_release(w->loop, buf);
+            conn_abort(c);
+            return;
+        }
+        if (take == 0) {
+            voro_loop_buf_release(w->loop, buf);
+            if (c->resp_body.done) {
+                c->resp_done = true;
+                exchange_maybe_done(c);
+            } else {
+                server_recv(c);
+            }
+            return;
+        }
+        /* Bytes beyond the body (a server speaking out of turn) are dropped with the connection. */
+        if ((size_t)take < (size_t)res)
+            c->resp_keep_alive = false;
+        client_send_fwd(c, buf, 0, (uint32_t)take);
+        return;
+    }
+    /* Accumulating the response head. */
+    if (!c->resp) {
+        c->resp = buf;
+        c->resp_len = (uint32_t)res;
+        buf->len = (uint32_t)res;
+    } else {
+        if (c->resp_len + (uint32_t)res > c->resp->cap) {
+            voro_loop_buf_release(w->loop, buf);
+            reply_error(c, 502, "response head from the server too large", NULL, NULL);
+            return;
+        }
+        memcpy(c->resp->data + c->resp_len, buf->data, (size_t)res);
+        c->resp_len += (uint32_t)res;
+        voro_loop_buf_release(w->loop, buf);
+    }
+    response_parse(c);
+}
+
+/* Parses the response head buffered in c->resp. */
+static void response_parse(struct voro_http_conn *c)
+{
+    enum voro_http1_result r = voro_http1_parse(&c->parser, (const char *)c->resp->data, c->resp_len);
+    if (r == VORO_HTTP1_NEED_MORE) {
+        if (c->resp_len >= c->resp->cap) {
+            reply_error(c, 502, "response head from the server too large", NULL, NULL);
+            return;
+        }
+        server_recv(c);
+        return;
+    }
+    if (r == VORO_HTTP1_ERROR) {
+        reply_error(c, 502, "malformed response head from the server", NULL, NULL);
+        return;
+    }
+    response_head_done(c);
+}
+
+static void server_recv(struct voro_http_conn *c)
+{
+    c->s_recv = (struct voro_op){.cb = on_server_recv, .data = c};
+    if (voro_loop_recv(c->w->loop, &c->s_recv, c->sfd) == 0)
+        c->pending |= P_SERVER_RECV;
+    else
+        conn_abort(c);
+}
+
+/* ---- request body: client -> server ------------------------------------------------------- */
+
+static void client_recv_body(struct voro_http_conn *c);
+
+static void on_server_body_sent(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_SERVER_SEND;
+    if (server_op_abandoned(c, op))
+        return;
+    /* The body chunk was sent from c->in (the head buffer) or from a separate buffer kept in
+     * op->buf by client_recv_body. */
+    if (op->buf) {
+        voro_loop_buf_release(w->loop, op->buf);
+        op->buf = NULL;
+    }
+    if (c->state == HS_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res < 0) {
+        if (!c->resp_any)
+            reply_error(c, 502, "sending the request to the server failed", NULL, NULL);
+        else
+            conn_abort(c);
+        return;
+    }
+    if (c->req_body.done) {
+        c->req_done = true;
+        exchange_maybe_done(c);
+        return;
+    }
+    client_recv_body(c);
+}
+
+static void send_body_chunk(struct voro_http_conn *c, const uint8_t *data, uint32_t len, struct voro_buf *owner)
+{
+    c->req_body_sent_any = true;
+    voro_counter_add(&c->sc->bytes_out, len);
+    c->s_send = (struct voro_op){.cb = on_server_body_sent, .data = c};
+    int rc = voro_loop_send(c->w->loop, &c->s_send, c->sfd, data, len);
+    c->s_send.buf = owner; /* released when the send completes */
+    if (rc == 0)
+        c->pending |= P_SERVER_SEND;
+    else {
+        if (owner)
+            voro_loop_buf_release(c->w->loop, owner);
+        conn_abort(c);
+    }
+}
+
+static void on_client_body_recv(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_CLIENT_RECV;
+    struct voro_buf *buf = op->buf;
+    if (c->state == HS_CLOSING) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        /* The client stopped before the end of its body. */
+        conn_abort(c);
+        return;
+    }
+    c->last_active_ms = w->now_ms;
+    voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
+    voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
+    long take = voro_http_body_consume(&c->req_body, buf->data, (size_t)res);
+    if (take < 0) {
+        voro_loop_buf_release(w->loop, buf);
+        reply_error(c, c->req_body.error_status, c->req_body.error_reason, NULL, NULL);
+        return;
+    }
+    if ((size_t)take < (size_t)res) {
+        /* The next pipelined request started in this buffer: keep it for later. */
+        uint32_t extra = (uint32_t)res - (uint32_t)take;
+        if (extra > c->in->cap) {
+            voro_loop_buf_release(w->loop, buf);
+            conn_abort(c);
+            return;
+        }
+        memcpy(c->in->data, buf->data + take, extra);
+        c->in_off = 0;
+        c->in_len = extra;
+    }
+    if (take == 0) {
+        voro_loop_buf_release(w->loop, buf);
+        c->req_done = c->req_body.done;
+        exchange_maybe_done(c);
+        return;
+    }
+    send_body_chunk(c, buf->data, (uint32_t)take, buf);
+}
+
+static void client_recv_body(struct voro_http_conn *c)
+{
+    c->c_recv = (struct voro_op){.cb = on_client_body_recv, .data = c};
+    if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0) {
+        c->pending |= P_CLIENT_RECV;
+        set_deadline(c, c->view->snap->cfg->http.body_timeout_ms, 408, true);
+    } else {
+        conn_abort(c);
+    }
+}
+
+/* ---- the exchange ------------------------------------------------------------------------ */
+
+static void exchange_maybe_done(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    if (c->resp_done && !c->req_done && !(c->pending & P_CLIENT_SEND)) {
+        /* The server answered before the client finished its body: that connection cannot
+         * carry another request in sync. */
+        shutdown(c->cfd, SHUT_WR);
+        conn_abort(c);
+        return;
+    }
+    if (!c->req_done || !c->resp_done || (c->pending & (P_CLIENT_SEND | P_SERVER_SEND)))
+        return;
+    release_server(c, c->resp_keep_alive && c->req_body.done);
+    if (c->resp) {
+        voro_loop_buf_release(w->loop, c->resp);
+        c->resp = NULL;
+    }
+    if (!c->keep_client) {
+        shutdown(c->cfd, SHUT_WR);
+        conn_abort(c);
+        return;
+    }
+    request_begin(c);
+}
+
+static void on_head_sent(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    c->pending &= (uint8_t)~P_SERVER_SEND;
+    if (server_op_abandoned(c, op))
+        return;
+    if (c->state == HS_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res < 0) {
+        voro_counter_add(&c->sc->connect_failures, 1);
+        if (request_retryable(c) && !(c->pending & P_SERVER_RECV)) {
+            release_server(c, false);
+            voro_lb_exclude_add(&c->tried, c->server);
+            connect_next(c);
+            return;
+        }
+        /* A pending response read will report the failure (or the response). */
+        if (!(c->pending & P_SERVER_RECV))
+            reply_error(c, 502, "sending the request to the server failed", NULL, NULL);
+        return;
+    }
+    /* Body bytes that arrived with the head go next, straight from the head buffer. */
+    if (c->body_pre) {
+        uint32_t n = c->body_pre;
+        c->body_pre = 0;
+        const uint8_t *data = c->in->data + c->in_off;
+        c->in_off += n;
+        send_body_chunk(c, data, n, NULL);
+        return;
+    }
+    if (c->req_body.done) {
+        c->req_done = true;
+        exchange_maybe_done(c);
+        return;
+    }
+    client_recv_body(c);
+}
+
+/* Connected (new or pooled): send the head, and listen for the response at once. */
+static void exchange_start(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    c->state = HS_EXCHANGE;
+    set_deadline(c, c->view->snap->cfg->http.response_timeout_ms, 504, true);
+    c->s_send = (struct voro_op){.cb = on_head_sent, .data = c};
+    voro_counter_add(&c->sc->bytes_out, c->out_len);
+    if (voro_loop_send(w->loop, &c->s_send, c->sfd, c->out, c->out_len) != 0) {
+        conn_abort(c);
+        return;
+    }
+    c->pending |= P_SERVER_SEND;
+    server_recv(c);
+}
+
+static void on_connect(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_CONNECT;
+    if (server_op_abandoned(c, op))
+        return;
+    if (c->state == HS_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res == 0 && !c->connect_timed_out) {
+        int one = 1;
+        setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        exchange_start(c);
+        return;
+    }
+    voro_counter_add(&w->stats.connect_failures, 1);
+    voro_counter_add(&c->sc->connect_failures, 1);
+    bool timed_out = c->connect_timed_out;
+    release_server(c, false);
+    voro_lb_exclude_add(&c->tried, c->server);
+    const struct voro_pool_config *pc = &c->view->snap->cfg->pools[c->pool];
+    if (c->attempts <= pc->retries) {
+        voro_counter_add(&w->stats.connect_retries, 1);
+        connect_next(c);
+        return;
+    }
+    voro_counter_add(&w->stats.no_server, 1);
+    if (timed_out)
+        reply_error(c, 504, "connecting to the server timed out", NULL, NULL);
+    else
+        reply_error(c, 502, "could not connect to any server", NULL, NULL);
+}
+
+static void connect_next(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_pool_config *pc = &c->view->snap->cfg->pools[c->pool];
+    struct voro_lb *lb = &c->view->lbs[c->pool];
+    c->connect_timed_out = false;
+    int idx = voro_lb_pick(lb, 0, &c->tried);
+    if (idx < 0) {
+        voro_counter_add(&w->stats.no_server, 1);
+        reply_error(c, 503, "no healthy server for this request", NULL, NULL);
+        return;
+    }
+    c->server = idx;
+    c->attempts++;
+    c->sc = voro_worker_server_counters(w, c->view, (size_t)c->pool, (size_t)idx);
+    voro_lb_conn_begin(lb, idx);
+    c->lb_counted = true;
+    voro_counter_add(&c->sc->connections, 1);
+    voro_counter_add(&c->sc->active, 1);
+    c->resp_any = false;
+    c->resp_head_done = false;
+    c->req_body_sent_any = false;
+    voro_http1_init(&c->parser, VORO_HTTP1_RESPONSE, NULL);
+    int fd = voro_http_upstream_take(w, c->view, (size_t)c->pool, (size_t)idx);
+    if (fd >= 0) {
+        c->sfd = fd;
+        c->server_reused = true;
+        exchange_start(c);
+        return;
+    }
+    c->server_reused = false;
+    const struct voro_sockaddr *addr = &pc->servers[idx].addr;
+    fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE)
+            voro_worker_pause_accepts(w);
+        reply_error(c, 503, "out of file descriptors", NULL, NULL);
+        return;
+    }
+    c->sfd = fd;
+    c->state = HS_CONNECTING;
+    c->connect_op = (struct voro_op){.cb = on_connect, .data = c};
+    if (voro_loop_connect(w->loop, &c->connect_op, fd, (const struct sockaddr *)&addr->ss, addr->len) != 0) {
+        conn_abort(c);
+        return;
+    }
+    c->pending |= P_CONNECT;
+    set_deadline(c, pc->connect_timeout_ms ? pc->connect_timeout_ms : 3000, 504, false);
+}
+
+/* ---- request head: client -> Voro ----------------------------------------------------------- */
+
+static bool method_idempotent(const char *buf, struct voro_http1_span m)
+{
+    static const char *const safe[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+        if (voro_http1_span_eq(buf, m, safe[i]))
+            return true;
+    return false;
+}
+
+static void make_request_id(struct voro_http_conn *c, char out[33])
+{
+    /* Unique per worker and process: worker id, a per-worker counter mixed, and time. */
+    static _Thread_local uint64_t counter;
+    uint64_t a = voro_hash64(&counter, sizeof(counter), (uint64_t)c->w->id << 32 | (uint64_t)getpid());
+    counter++;
+    uint64_t b = voro_hash64(&a, sizeof(a), c->w->now_ms);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+/* A complete request head is in c->in[in_off .. in_off + parser.head_len). */
+static void request_head_done(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    const struct voro_listener_config *lc = &cfg->listeners[c->listener];
+    const struct voro_http1_parser *p = &c->parser;
+    const char *head = (const char *)c->in->data + c->in_off;
+
+    c->req_head = voro_http1_span_eq(head, p->method, "HEAD");
+    c->req_http10 = p->version_minor == 0;
+    c->req_keep_alive = voro_http1_keep_alive(p);
+    c->keep_client = c->req_keep_alive && !w->draining;
+    c->req_idempotent = method_idempotent(head, p->method);
+    c->req_upgrade = (p->flags & VORO_HTTP1_F_CONN_UPGRADE) && voro_http1_find_header(p, head, "upgrade") != NULL;
+    if (voro_http1_span_eq(head, p->method, "CONNECT")) {
+        c->req_done = false;
+        reply_error(c, 405, "CONNECT is not supported", NULL, NULL);
+        return;
+    }
+    enum voro_http1_body kind = voro_http1_body_kind(p, false, false);
+    voro_http_body_init(&c->req_body, kind, p->content_length);
+    if (cfg->http.max_body && kind == VORO_HTTP1_BODY_LENGTH && p->content_length > cfg->http.max_body) {
+        c->req_done = false;
+        reply_error(c, 413, "request body too large", NULL, NULL);
+        return;
+    }
+    /* Body bytes already received with the head. */
+    uint32_t after = c->in_len - c->in_off - p->head_len;
+    long pre = voro_http_body_consume(&c->req_body, c->in->data + c->in_off + p->head_len, after);
+    if (pre < 0) {
+        c->req_done = false;
+        reply_error(c, c->req_body.error_status, c->req_body.error_reason, NULL, NULL);
+        return;
+    }
+    c->body_pre = (uint32_t)pre;
+
+    if (!c->out && !(c->out = voro_slab_alloc(&w->out_slab))) {
+        conn_abort(c);
+        return;
+    }
+    char request_id[33];
+    if (cfg->http.add_request_id)
+        make_request_id(c, request_id);
+    struct voro_http_request_rewrite rw = {
+        .client_ip = c->client_ip,
+        .proto = "http",
+        .via = cfg->http.via[0] ? cfg->http.via : NULL,
+        .request_id = cfg->http.add_request_id ? request_id : NULL,
+        .upgrade = c->req_upgrade,
+        .http10 = c->req_http10,
+        .content_length = -1,
+    };
+    size_t out_len = 0;
+    if (voro_http_rewrite_request(head, p, &rw, c->out, voro_http_out_size(cfg), &out_len) != 0) {
+        c->req_done = false;
+        reply_error(c, 431, "request head too large after adding forwarding headers", NULL, NULL);
+        return;
+    }
+    c->out_len = (uint32_t)out_len;
+    c->in_off += p->head_len;
+    c->pool = (int)lc->pool_index;
+    memset(&c->tried, 0, sizeof(c->tried));
+    c->attempts = 0;
+    c->req_done = false;
+    c->resp_done = false;
+    connect_next(c);
+}
+
+static void on_client_head_recv(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_CLIENT_RECV;
+    struct voro_buf *buf = op->buf;
+    if (c->state == HS_CLOSING) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        if (res == 0 && c->in_len - c->in_off > 0) {
+            c->req_done = false;
+            c->keep_client = false;
+            reply_error(c, 400, "connection closed in the middle of a request head", NULL, NULL);
+            return;
+        }
+        conn_abort(c); /* an idle keep-alive connection closed: nothing to say */
+        return;
+    }
+    c->last_active_ms = w->now_ms;
+    voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
+    voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
+    if (!c->in) {
+        c->in = buf;
+        c->in_off = 0;
+        c->in_len = (uint32_t)res;
+    } else {
+        if (c->in_off) {
+            memmove(c->in->data, c->in->data + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
+        if (c->in_len + (uint32_t)res > c->in->cap) {
+            voro_loop_buf_release(w->loop, buf);
+            c->keep_client = false;
+            reply_error(c, 431, "request head too large", NULL, NULL);
+            return;
+        }
+        memcpy(c->in->data + c->in_len, buf->data, (size_t)res);
+        c->in_len += (uint32_t)res;
+        voro_loop_buf_release(w->loop, buf);
+    }
+    if (c->timeout_status != 408)
+        set_deadline(c, c->view->snap->cfg->http.header_timeout_ms, 408, false); /* from the first byte on */
+    client_read_head(c);
+}
+
+/* Parses what is buffered; asks for more, answers an error, or starts the request. */
+static void client_read_head(struct voro_http_conn *c)
+{
+    uint32_t avail = c->in ? c->in_len - c->in_off : 0;
+    if (avail) {
+        enum voro_http1_result r = voro_http1_parse(&c->parser, (const char *)c->in->data + c->in_off, avail);
+        if (r == VORO_HTTP1_DONE) {
+            request_head_done(c);
+            return;
+        }
+        if (r == VORO_HTTP1_ERROR) {
+            c->keep_client = false;
+            c->req_done = false;
+            reply_error(c, c->parser.error_status, c->parser.error_reason, NULL, NULL);
+            return;
+        }
+        if (c->in_off == 0 && c->in_len >= c->in->cap) {
+            c->keep_client = false;
+            reply_error(c, 431, "request head too large", NULL, NULL);
+            return;
+        }
+    }
+    c->c_recv = (struct voro_op){.cb = on_client_head_recv, .data = c};
+    if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0)
+        c->pending |= P_CLIENT_RECV;
+    else
+        conn_abort(c);
+}
+
+/* Ready for the next request on this client connection (the first, or after a response). */
+static void request_begin(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    c->state = HS_READ_HEAD;
+    c->req_done = false;
+    c->resp_done = false;
+    c->resp_head_done = false;
+    c->resp_any = false;
+    c->body_pre = 0;
+    if (c->out) {
+        voro_slab_free(&w->out_slab, c->out);
+        c->out = NULL;
+    }
+    if (c->rout) {
+        voro_slab_free(&w->out_slab, c->rout);
+        c->rout = NULL;
+    }
+    c->server_abandoned = false;
+    struct voro_http1_limits limits = {
+        .max_line = cfg->http.max_request_line,
+        .max_head = cfg->http.max_header_bytes,
+        .max_headers = cfg->http.max_headers,
+    };
+    voro_http1_init(&c->parser, VORO_HTTP1_REQUEST, &limits);
+    if (c->in && c->in_off >= c->in_len) {
+        voro_loop_buf_release(w->loop, c->in);
+        c->in = NULL;
+        c->in_off = c->in_len = 0;
+    } else if (c->in && c->in_off) {
+        memmove(c->in->data, c->in->data + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (w->draining) {
+        shutdown(c->cfd, SHUT_WR);
+        conn_abort(c);
+        return;
+    }
+    /* Idle keep-alive until the first byte, then the head timeout (slowloris). */
+    if (c->in)
+        set_deadline(c, cfg->http.header_timeout_ms, 408, false);
+    else
+        set_deadline(c, cfg->http.keepalive_timeout_ms, 0, false);
+    client_read_head(c);
+}
+
+static void on_timer(struct voro_timer *t)
+{
+    struct voro_http_conn *c = t->data;
+    struct voro_worker *w = c->w;
+    if (c->state == HS_CLOSING || c->state == HS_ERROR_REPLY || c->timeout_ms == 0)
+        return;
+    uint64_t due = (c->timeout_on_idle ? c->last_active_ms : c->timer_start_ms) + c->timeout_ms;
+    if (w->now_ms < due) {
+        voro_timer_add(&w->wheel, t, due - w->now_ms);
+        return;
+    }
+    if (c->state == HS_CONNECTING) {
+        c->connect_timed_out = true;
+        voro_counter_add(&w->stats.connect_timeouts, 1);
+        voro_loop_cancel(w->loop, &c->connect_op);
+        return;
+    }
+    voro_counter_add(&w->stats.idle_timeouts, 1);
+    if (c->timeout_status == 0) {
+        conn_abort(c); /* an idle keep-alive connection: close without a word */
+        return;
+    }
+    c->keep_client = false;
+    if (c->timeout_status == 408)
+        reply_error(c, 408, "request timed out", NULL, NULL);
+    else
+        reply_error(c, 504, "the server did not answer in time", NULL, NULL);
+}
+
+void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd)
+{
+    struct voro_worker_view *view = w->view;
+    const struct voro_config *cfg = view->snap->cfg;
+    struct voro_listener_counters *lcount = voro_snapshot_listener_counters(view->snap, w->slot, (size_t)listener);
+    voro_counter_add(&w->stats.accepted, 1);
+    if (!voro_token_bucket_take(&w->rate, w->now_ms)) {
+        voro_counter_add(&w->stats.rejected_rate, 1);
+        voro_counter_add(&lcount->rejected, 1);
+        voro_loop_close(w->loop, fd);
+        return;
+    }
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) {
+        voro_loop_close(w->loop, fd);
+        return;
+    }
+    struct voro_conn_admission adm = {.ip_slot = -1};
+    uint32_t max_total = cfg->max_connections;
+    uint32_t cap = w->dp->fd_connection_cap;
+    if (cap && (max_total == 0 || max_total > cap))
+        max_total = cap;
+    enum voro_admit_result ar =
+        voro_conn_limits_admit(&w->dp->limits, (struct sockaddr *)&peer, max_total, cfg->max_connections_per_ip, &adm);
+    if (ar != VORO_ADMIT_OK) {
+        voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip : &w->stats.rejected_max_connections, 1);
+        voro_counter_add(&lcount->rejected, 1);
+        voro_loop_close(w->loop, fd);
+        return;
+    }
+    struct voro_http_conn *c = voro_slab_alloc(&w->http_slab);
+    if (!c) {
+        voro_conn_limits_release(&w->dp->limits, &adm);
+        voro_loop_close(w->loop, fd);
+        return;
+    }
+    c->w = w;
+    c->view = voro_worker_view_acquire(w);
+    c->cfd = fd;
+    c->sfd = -1;
+    c->listener = listener;
+    c->adm = adm;
+    c->admitted = true;
+    c->lc = lcount;
+    voro_counter_add(&lcount->accepted, 1);
+    if (peer.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, c->client_ip, sizeof(c->client_ip));
+    else
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, c->client_ip, sizeof(c->client_ip));
+    voro_timer_init(&c->timer, on_timer, c);
+    c->next = w->http_conns;
+    if (w->http_conns)
+        w->http_conns->prev = c;
+    w->http_conns = c;
+    voro_counter_add(&w->stats.active, 1);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    request_begin(c);
+}
+
+void voro_http_proxy_abort_all(struct voro_worker *w)
+{
+    struct voro_http_conn *c = w->http_conns;
+    while (c) {
+        struct voro_http_conn *next = c->next;
+        voro_counter_add(&w->stats.drained_aborts, 1);
+        conn_abort(c);
+        c = next;
+    }
+}
+
+void voro_http_proxy_on_tick(struct voro_worker *w)
+{
+    if (w->view)
+        voro_http_upstream_expire(w, w->view);
+}
