@@ -40,6 +40,7 @@ struct cli {
     const char *token; /* never printed */
     bool json;
     bool help;
+    int timeout_ms; /* --timeout: bound on one exchange after connecting */
     unsigned seen; /* OPT_* given */
     const char *via;
     const char *author;
@@ -113,7 +114,7 @@ static int exchange(struct cli *c, const char *address, const char *method, cons
         .body_len = body ? strlen(body) : 0,
         .token = c->token,
         .connect_timeout_ms = CONNECT_TIMEOUT_MS,
-        .timeout_ms = READ_TIMEOUT_MS,
+        .timeout_ms = c->timeout_ms ? c->timeout_ms : READ_TIMEOUT_MS,
     };
     memset(a, 0, sizeof(*a));
     int rc = voro_cluster_http(address, &req, &a->resp);
@@ -824,6 +825,7 @@ static void usage(FILE *f)
                "  --admin HOST:PORT  admin address of the node to talk to (env VOROCLUSTER_ADMIN, default " DEFAULT_ADMIN ")\n"
                "  --token TOKEN      the cluster token (env VOROCLUSTER_TOKEN); never printed\n"
                "  --json             print the server's JSON answer as is\n"
+               "  --timeout SECONDS  how long to wait for an answer once connected (default 30)\n"
                "  -h, --help         this text; 'vorocluster COMMAND -h' for one command\n\n"
                "Exit codes: 0 ok, 1 refused by the server (4xx/5xx), 2 usage error, 3 cannot connect.\n");
 }
@@ -855,7 +857,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = {"--admin",  "--token",  "--via",   "--expected-version",
-                                                 "--author", "--version", "--weight"};
+                                                 "--author", "--version", "--weight", "--timeout"};
         const char *val = NULL;
         size_t k;
         for (k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
@@ -863,7 +865,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
             if (strncmp(a, with_value[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
                 if (a[n] == '=') {
                     val = a + n + 1;
-                } else if (i + 1 < argc) {
+                } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
                     val = argv[++i];
                 } else {
                     errorf("%s needs a value", with_value[k]);
@@ -873,7 +875,8 @@ static int parse_args(struct cli *c, int argc, char **argv)
             }
         }
         if (!val) {
-            errorf("unknown option '%s' (see vorocluster -h)", a);
+            /* "--tokne=SECRET": name the option, never echo a value that may be the token */
+            errorf("unknown option '%.*s' (see vorocluster -h)", (int)strcspn(a, "="), a);
             return EXIT_USAGE;
         }
         int bad = 0;
@@ -885,6 +888,12 @@ static int parse_args(struct cli *c, int argc, char **argv)
         case 4: c->author = val, c->seen |= OPT_AUTHOR; break;
         case 5: bad = parse_int(val, 1, INT64_MAX, &c->version), c->seen |= OPT_VERSION; break;
         case 6: bad = parse_int(val, 1, 65535, &c->weight), c->seen |= OPT_WEIGHT; break;
+        case 7: {
+            int64_t secs = 0;
+            bad = parse_int(val, 1, 3600, &secs);
+            c->timeout_ms = (int)secs * 1000;
+            break;
+        }
         }
         if (bad) {
             errorf("bad value '%s' for %s", val, with_value[k]);
