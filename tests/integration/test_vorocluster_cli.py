@@ -172,6 +172,7 @@ def cli(r, *args, token=TOKEN, env_extra=None):
         argv += ["--token", token]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert TOKEN not in p.stdout and TOKEN not in p.stderr, "the token was printed"
+    assert "Sanitizer" not in p.stderr and "runtime error:" not in p.stderr, p.stderr
     return p.returncode, p.stdout, p.stderr
 
 
