@@ -105,7 +105,7 @@ static const char *json_error_text(const struct voro_json *j)
 
 /* One exchange with `address`; parses a JSON body. Returns 0 with an answer, or an exit code. */
 static int exchange(struct cli *c, const char *address, const char *method, const char *path, const char *body,
-                    struct answer *a)
+                    bool no_forward, struct answer *a)
 {
     struct voro_cluster_request req = {
         .method = method,
@@ -113,6 +113,7 @@ static int exchange(struct cli *c, const char *address, const char *method, cons
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .token = c->token,
+        .no_forward = no_forward,
         .connect_timeout_ms = CONNECT_TIMEOUT_MS,
         .timeout_ms = c->timeout_ms ? c->timeout_ms : READ_TIMEOUT_MS,
     };
@@ -166,26 +167,29 @@ static void report_refusal(const char *address, const struct answer *a)
 }
 
 /*
- * Sends a request to the node named by --admin; on 421 (not the leader) retries once at the leader's
- * admin address from the answer. With --json the server's body is printed as is, whatever the status.
+ * Sends a request to the node named by --admin; on 421 (not the leader), or a 502/503 that names the
+ * leader, retries once at the leader's admin address from the answer, with X-Voro-No-Forward. With --json the server's body is printed as is, whatever the status.
  * Returns EXIT_OK with a 2xx answer in *a (its JSON parsed; the caller frees it), or an exit code.
  */
 static int call(struct cli *c, const char *method, const char *path, const char *body, struct answer *a)
 {
     const char *address = c->admin;
     char leader_addr[256];
-    int rc = exchange(c, address, method, path, body, a);
+    int rc = exchange(c, address, method, path, body, false, a);
     if (rc)
         return rc;
-    if (a->resp.status == 421) {
+    /* 421: the node does not forward (X-Voro-No-Forward, or by policy). 502/503 naming a leader:
+     * the node knows the leader but could not forward to it. Not 504: that write may still commit. */
+    int st = a->resp.status;
+    if (st == 421 || st == 502 || st == 503) {
         const struct voro_json *leader = voro_json_get(a->json, "leader");
         const char *la = voro_json_string(voro_json_get(leader, "admin_address"));
         if (la && *la && strlen(la) < sizeof(leader_addr)) {
             snprintf(leader_addr, sizeof(leader_addr), "%s", la);
-            fprintf(stderr, "vorocluster: %s is not the leader; retrying at %s\n", address, leader_addr);
+            fprintf(stderr, "vorocluster: %s is not the leader (%d); retrying at %s\n", address, st, leader_addr);
             answer_free(a);
             address = leader_addr;
-            rc = exchange(c, address, method, path, body, a);
+            rc = exchange(c, address, method, path, body, true, a);
             if (rc)
                 return rc;
         }

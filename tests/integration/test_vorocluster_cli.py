@@ -349,11 +349,27 @@ def case_not_leader_retry(r):
         assert leader.last()["body"] == {"pool": "gpu", "address": "127.0.0.1:9009", "weight": 1}
         assert leader.last()["headers"]["authorization"] == f"Bearer {TOKEN}"
         assert "retrying at " + leader.addr in err, err
+        assert "x-voro-no-forward" not in follower.last()["headers"], follower.last()
+        assert leader.last()["headers"].get("x-voro-no-forward") == "1", leader.last()
+        # a follower that knows the leader but failed to forward (503 naming it): retried there too
+        follower.force = (503, {"node": {"id": 2, "name": "node2"}, "term": 7, "error": "forwarding failed",
+                                "leader": {"id": 1, "admin_address": leader.addr}})
+        rc, out, err = cli(r, "--admin", follower.addr, "leave", "3")
+        assert rc == 0 and leader.last()["path"] == "/cluster/leave", (rc, err, leader.last())
+        # 503 without a leader: nothing to retry, a one-line refusal
+        follower.force = (503, {"node": {"id": 2, "name": "node2"}, "term": 7, "error": "no leader", "leader": None})
+        n_leader = len(leader.requests)
+        rc, out, err = cli(r, "--admin", follower.addr, "leave", "3")
+        assert rc == 1 and "no leader" in err and len(leader.requests) == n_leader, (rc, err)
+        # 504 (the write may still commit): never retried
+        follower.force = (504, {"node": {"id": 2, "name": "node2"}, "term": 7, "error": "commit timeout"})
+        rc, out, err = cli(r, "--admin", follower.addr, "leave", "3")
+        assert rc == 1 and "commit timeout" in err and len(leader.requests) == n_leader, (rc, err)
         # only once: a leader that also answers 421 makes the command fail
         leader.leader = follower
         rc, out, err = cli(r, "--admin", follower.addr, "init")
         assert rc == 1 and "421" in err and "not the leader" in err, (rc, err)
-        assert len(follower.requests) == 2 and len(leader.requests) == 2, (follower.requests, leader.requests)
+        assert len(follower.requests) == 5 and len(leader.requests) == 3, (follower.requests, leader.requests)
         # a leader address nobody listens on: cannot connect
         leader.close()
         rc, out, err = cli(r, "--admin", follower.addr, "init")
