@@ -298,6 +298,7 @@ static void begin_drain(struct voro_worker *w)
     for (struct voro_accept_slot *a = w->accepts; a; a = a->next)
         accept_cancel(w, a);
     voro_udp_proxy_close_all(w);
+    voro_http_proxy_drain(w);
 }
 
 static void *worker_main(void *arg)

@@ -154,6 +154,8 @@ size_t voro_http_conn_size(void);
 size_t voro_http_out_size(const struct voro_config *cfg);
 void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd);
 void voro_http_proxy_abort_all(struct voro_worker *w);
+/* Draining: closes idle keep-alive connections now, the others after their response. */
+void voro_http_proxy_drain(struct voro_worker *w);
 /* Once a second: expires idle server connections. */
 void voro_http_proxy_on_tick(struct voro_worker *w);
 

@@ -380,7 +380,7 @@ static void response_head_done(struct voro_http_conn *c)
     enum voro_http1_body kind = voro_http1_body_kind(p, c->req_head, false);
     voro_http_body_init(&c->resp_body, kind, p->content_length);
     c->resp_keep_alive = voro_http1_keep_alive(p) && kind != VORO_HTTP1_BODY_UNTIL_CLOSE && !upgrade;
-    bool keep = c->keep_client && c->resp_keep_alive && !upgrade;
+    bool keep = c->keep_client && c->resp_keep_alive && !upgrade && !w->draining;
     c->keep_client = keep;
     struct voro_http_response_rewrite rw = {
         .via = cfg->http.via[0] ? cfg->http.via : NULL,
@@ -1168,4 +1168,16 @@ void voro_http_proxy_on_tick(struct voro_worker *w)
 {
     if (w->view)
         voro_http_upstream_expire(w, w->view);
+}
+
+void voro_http_proxy_drain(struct voro_worker *w)
+{
+    struct voro_http_conn *c = w->http_conns;
+    while (c) {
+        struct voro_http_conn *next = c->next;
+        /* Idle keep-alive connections close now; busy ones after their response. */
+        if (c->state == HS_READ_HEAD && (!c->in || c->in_off >= c->in_len))
+            conn_abort(c);
+        c = next;
+    }
 }
