@@ -50,10 +50,11 @@ struct voro_lb_server {
     /* ewma: peak-EWMA of latency in microseconds, 0 = no sample yet */
     double ewma_us;
     uint64_t ewma_time_ms;
-    /* gpu_aware: capacity learned from scrapes over two rotating windows */
+    /* gpu_aware: capacity learned from scrapes (see docs/algorithms.md) */
     uint64_t seen_metrics_ms; /* metrics_time_ms of the last scrape folded in */
-    uint32_t cap_sat_cur, cap_sat_prev; /* max `running` seen while the engine queued (saturated) */
-    uint32_t run_max_cur, run_max_prev; /* max `running` seen at all (a lower bound) */
+    uint32_t cap_sat_cur, cap_sat_prev; /* max `running` seen while saturated, this and the last window */
+    uint32_t cap_learned;     /* 0 = unknown */
+    uint32_t run_max;         /* max `running` ever seen (a lower bound while the capacity is unknown) */
 };
 
 /* Servers already tried by one connection (retries skip them). Index >= 256 wraps. */
@@ -79,7 +80,7 @@ struct voro_lb {
 
 #define VORO_LB_DEFAULT_STALE_MS 3000u
 #define VORO_LB_EWMA_TAU_MS 10000.0      /* peak-EWMA decay time constant */
-#define VORO_LB_CAP_WINDOW_MS 60000u     /* learned capacity forgets after one to two windows */
+#define VORO_LB_CAP_WINDOW_MS 60000u     /* a lower saturation point replaces the learned capacity after <= 2 windows */
 #define VORO_LB_DEFAULT_CAPACITY 16u     /* gpu_aware: capacity assumed when nothing is known */
 
 /* Builds a balancer; copies `servers`. Returns 0, -EINVAL (n == 0 or > VORO_POOL_MAX_SERVERS), -ENOMEM. */

@@ -37,14 +37,15 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Estimate for servers without a sample: the median of the sampled candidates, so a new server
- * neither looks free (and gets flooded) nor looks slow (and is never tried). */
-static double neutral(const struct voro_lb *lb, const struct voro_lb_exclude *ex)
+/* Estimate for servers without a sample: the median of the pool's sampled usable servers (tried
+ * ones included), so a new server neither looks free (and gets flooded) nor looks slow (and is
+ * never tried). */
+static double neutral(const struct voro_lb *lb)
 {
     double v[VORO_POOL_MAX_SERVERS];
     size_t n = 0;
     for (size_t i = 0; i < lb->n_servers && n < VORO_POOL_MAX_SERVERS; i++) {
-        if (!voro_lb_candidate(lb, i, ex) || lb->servers[i].ewma_us <= 0.0)
+        if (!voro_lb_server_usable(&lb->servers[i]) || lb->servers[i].ewma_us <= 0.0)
             continue;
         v[n++] = decayed(lb, &lb->servers[i]);
     }
@@ -70,6 +71,6 @@ int voro_lb_ewma_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
     if (b < 0)
         return a;
     const struct voro_lb_server *sa = &lb->servers[a], *sb = &lb->servers[b];
-    double fallback = sa->ewma_us > 0.0 && sb->ewma_us > 0.0 ? 0.0 : neutral(lb, ex);
+    double fallback = sa->ewma_us > 0.0 && sb->ewma_us > 0.0 ? 0.0 : neutral(lb);
     return cost(lb, sb, fallback) < cost(lb, sa, fallback) ? b : a;
 }

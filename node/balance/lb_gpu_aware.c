@@ -8,9 +8,13 @@
 
 static uint32_t ld(const _Atomic uint32_t *p) { return atomic_load_explicit(p, memory_order_relaxed); }
 
-/* Folds each new scrape into the learned capacity. An engine only queues when it has no room
- * left, so `running` seen while `queue_depth` > 0 is what it can run at once; `running` seen at
- * any time is only a lower bound. Two rotating windows let a shrunk capacity be forgotten. */
+/* Folds each new scrape into the learned capacity. An engine queues only when it has no room,
+ * so `running` seen while `queue_depth` > 0 is what it can run at once, if `running` is at its
+ * highest level so far or the KV cache is full (this ignores a scrape that caught a request
+ * between arrival and admission at a low load). The max over this and the previous window wins, so a
+ * smaller saturation point (e.g. a KV-cache limit) replaces a larger one within two windows; a
+ * server running more than the learned figure raises it at once; without new evidence the
+ * learned figure stays (a well balanced farm never saturates, and must not forget). */
 static void learn(struct voro_lb *lb)
 {
     int rotate = lb->now_ms >= lb->cap_window_start_ms + VORO_LB_CAP_WINDOW_MS;
@@ -20,8 +24,7 @@ static void learn(struct voro_lb *lb)
         struct voro_lb_server *s = &lb->servers[i];
         if (rotate) {
             s->cap_sat_prev = s->cap_sat_cur;
-            s->run_max_prev = s->run_max_cur;
-            s->cap_sat_cur = s->run_max_cur = 0;
+            s->cap_sat_cur = 0;
         }
         if (!s->signals)
             continue;
@@ -30,10 +33,16 @@ static void learn(struct voro_lb *lb)
             continue;
         s->seen_metrics_ms = t;
         uint32_t running = ld(&s->signals->running), queued = ld(&s->signals->queue_depth);
-        if (running > s->run_max_cur)
-            s->run_max_cur = running;
-        if (queued > 0 && running > s->cap_sat_cur)
+        if (running > s->run_max)
+            s->run_max = running;
+        int cache_full = ld(&s->signals->kv_usage_permille) >= 950;
+        if (queued > 0 && running > 0 && (running >= s->run_max || cache_full) && running > s->cap_sat_cur)
             s->cap_sat_cur = running;
+        uint32_t sat = s->cap_sat_cur > s->cap_sat_prev ? s->cap_sat_cur : s->cap_sat_prev;
+        if (sat)
+            s->cap_learned = sat;
+        if (s->cap_learned && running > s->cap_learned)
+            s->cap_learned = running;
     }
 }
 
@@ -43,9 +52,7 @@ static uint32_t known_capacity(const struct voro_lb_server *s)
     if (!s->signals)
         return 0;
     uint32_t c = ld(&s->signals->capacity);
-    if (c)
-        return c;
-    return s->cap_sat_cur > s->cap_sat_prev ? s->cap_sat_cur : s->cap_sat_prev;
+    return c ? c : s->cap_learned;
 }
 
 int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
@@ -73,10 +80,9 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
         if (!known) {
             /* Optimistic: as big as the biggest known peer and above anything seen running, so
              * an unknown server is loaded until it shows its limit by queueing. */
-            uint32_t seen = s->run_max_cur > s->run_max_prev ? s->run_max_cur : s->run_max_prev;
             cap = max_known ? max_known : VORO_LB_DEFAULT_CAPACITY;
-            if (seen + 1 > cap)
-                cap = seen + 1;
+            if (s->run_max + 1 > cap)
+                cap = s->run_max + 1;
         }
         double inflight = (double)voro_lb_inflight(s), load, u;
         if (voro_lb_metrics_fresh(lb, s)) {
@@ -99,8 +105,10 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
             load = inflight; /* unknown but usable */
             u = (load + 1.0) / cap;
         } else {
-            load = inflight; /* stale: only what Voro knows for sure, and a penalty */
-            u = 1.5 * (load + 1.0) / cap + 0.25;
+            /* stale: only what Voro knows for sure, inflated by half, plus half a server's worth
+             * of unknown work from other clients */
+            load = inflight;
+            u = 1.5 * (load + 1.0) / cap + 0.5;
         }
         tier[i] = known && load >= (double)cap; /* no free slot: would queue */
         double sc = u * 1000.0 / (double)voro_lb_eff_weight(s);
