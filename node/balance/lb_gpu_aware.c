@@ -55,6 +55,20 @@ static uint32_t known_capacity(const struct voro_lb_server *s)
     return c ? c : s->cap_learned;
 }
 
+/* Latency for servers without a sample: the mean over the usable sampled ones, else 1 (so the
+ * full-tier score falls back to queue position per capacity). */
+static double mean_latency(const struct voro_lb *lb)
+{
+    double sum = 0.0;
+    size_t n = 0;
+    for (size_t i = 0; i < lb->n_servers; i++)
+        if (voro_lb_server_usable(&lb->servers[i]) && lb->servers[i].ewma_us > 0.0) {
+            sum += lb->servers[i].ewma_us;
+            n++;
+        }
+    return n ? sum / (double)n : 1.0;
+}
+
 int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
 {
     size_t n = lb->n_servers;
@@ -69,7 +83,7 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
             max_known = c;
     }
     int best_tier = 2;
-    double best = 0.0;
+    double best = 0.0, lat_mean = -1.0;
     for (size_t i = 0; i < n; i++) {
         tier[i] = 2; /* not a candidate */
         if (!voro_lb_candidate(lb, i, ex))
@@ -84,7 +98,7 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
             if (s->run_max + 1 > cap)
                 cap = s->run_max + 1;
         }
-        double inflight = (double)voro_lb_inflight(s), load, u;
+        double inflight = (double)voro_lb_inflight(s), load, pressure = 1.0, unknown_work = 0.0;
         if (voro_lb_metrics_fresh(lb, s)) {
             const struct voro_backend_signals *g = s->signals;
             double engine = (double)ld(&g->queue_depth) + (double)ld(&g->running);
@@ -92,26 +106,36 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
              * only client; the scrape also shows other clients' work. The larger one holds both
              * without counting Voro's requests twice. */
             load = engine > inflight ? engine : inflight;
-            u = (load + 1.0) / cap;
             uint32_t kv = ld(&g->kv_usage_permille);
             if (kv > 800) /* a nearly full KV cache admits fewer new sequences than free slots suggest */
-                u *= 1.0 + (double)((kv > 1000 ? 1000 : kv) - 800) / 200.0;
+                pressure *= 1.0 + (double)((kv > 1000 ? 1000 : kv) - 800) / 200.0;
             uint32_t util = ld(&g->gpu_util_permille);
-            u *= 1.0 + 0.1 * (double)(util > 1000 ? 1000 : util) / 1000.0;
+            pressure *= 1.0 + 0.1 * (double)(util > 1000 ? 1000 : util) / 1000.0;
             uint64_t mem_free = atomic_load_explicit(&g->gpu_mem_free_bytes, memory_order_relaxed);
             if (mem_free > 0 && mem_free < (1ull << 30))
-                u *= 1.25;
+                pressure *= 1.25;
         } else if (voro_lb_metrics_never(s)) {
             load = inflight; /* unknown but usable */
-            u = (load + 1.0) / cap;
         } else {
             /* stale: only what Voro knows for sure, inflated by half, plus half a server's worth
              * of unknown work from other clients */
             load = inflight;
-            u = 1.5 * (load + 1.0) / cap + 0.5;
+            pressure = 1.5;
+            unknown_work = 0.5;
         }
+        double sc;
         tier[i] = known && load >= (double)cap; /* no free slot: would queue */
-        double sc = u * 1000.0 / (double)voro_lb_eff_weight(s);
+        if (tier[i] == 0) {
+            sc = (load + 1.0) / cap * pressure + unknown_work;
+        } else {
+            /* Expected time before it starts: queue position over the service rate, which is
+             * capacity / latency; the latency is the peak-EWMA of request_end samples. */
+            if (lat_mean < 0.0)
+                lat_mean = mean_latency(lb);
+            double lat = s->ewma_us > 0.0 ? s->ewma_us : lat_mean;
+            sc = (load + 1.0 - cap) * lat / cap * pressure;
+        }
+        sc *= 1000.0 / (double)voro_lb_eff_weight(s);
         score[i] = sc;
         if (tier[i] < best_tier || (tier[i] == best_tier && sc < best)) {
             best_tier = tier[i];

@@ -357,7 +357,7 @@ struct sim_server {
     uint32_t cap;
     double speed;
     double finish[32];     /* finish time of each running slot */
-    int slot_req[32];
+    double started[32];    /* arrival time of the request in each slot */
     uint32_t running;
     double *queue;         /* arrival times, FIFO ring */
     size_t qhead, qlen;
@@ -458,6 +458,7 @@ static void simulate(enum voro_lb_algorithm algo, int configure_capacity, struct
             voro_lb_request_begin(&p.lb, s);
             struct sim_server *x = &sv[s];
             if (x->running < x->cap) {
+                x->started[x->running] = now;
                 x->finish[x->running++] = now + expo(base / x->speed);
                 if (now > measure_from && n_waits < SIM_MAXREQ)
                     waits[n_waits++] = 0.0;
@@ -469,12 +470,15 @@ static void simulate(enum voro_lb_algorithm algo, int configure_capacity, struct
         } else {
             struct sim_server *x = &sv[cs];
             x->served++;
-            voro_lb_request_end(&p.lb, cs, 1000, true);
-            x->finish[cslot] = x->finish[--x->running];
+            voro_lb_request_end(&p.lb, cs, (uint64_t)((now - x->started[cslot]) * 1e6) + 1, true);
+            x->running--;
+            x->finish[cslot] = x->finish[x->running];
+            x->started[cslot] = x->started[x->running];
             if (x->qlen) {
                 double arrived = x->queue[x->qhead];
                 x->qhead = (x->qhead + 1) % SIM_MAXQ;
                 x->qlen--;
+                x->started[x->running] = arrived;
                 x->finish[x->running++] = now + expo(base / x->speed);
                 if (arrived > measure_from && n_waits < SIM_MAXREQ)
                     waits[n_waits++] = now - arrived;
