@@ -297,19 +297,30 @@ static void test_gpu_aware_basics(void **state)
     assert_int_equal(voro_lb_pick(&p.lb, 0, NULL), 0);
     atomic_store(&p.sig[1].kv_usage_permille, 0);
 
-    /* capacity filter: 0 and 1 full (queue), 2 has one free slot, it takes it although its
-     * normalised load is the highest of... anything left with a free slot */
+    /* capacity filter: 0 and 1 are full (they queue), 2 has one free slot: it takes the request
+     * although its normalised load (8/8) is not lower than theirs */
     scrape(&p, 0, 3, 8, 20000);
     scrape(&p, 1, 1, 8, 20000);
     scrape(&p, 2, 0, 7, 20000);
-    assert_int_equal(voro_lb_pick(&p.lb, 0, NULL), 2);
-    voro_lb_request_begin(&p.lb, 2); /* live in-flight: now 2 is full too (8 of 8) */
-    atomic_store(&p.sig[2].inflight, 8);
-    /* everything full: the smallest overload wins (1: 9/8 < 2: 9/8? tie -> 1 or 2; 0: 11/8 never) */
-    for (int i = 0; i < 30; i++)
-        assert_true(voro_lb_pick(&p.lb, 0, NULL) != 0);
-    end_all(&p);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(voro_lb_pick(&p.lb, 0, NULL), 2);
+    atomic_store(&p.sig[2].inflight, 8); /* Voro's live in-flight: now 2 is full too */
+    /* all full: the shortest expected time to start wins; no latency known, so the queue
+     * position per capacity: 0: 4/8, 1: 2/8, 2: 1/8 */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(voro_lb_pick(&p.lb, 0, NULL), 2);
+    /* ... times the service time: 1 answers in 10 ms, 2 in 100 ms -> 1 (2x10 < 1x100) */
+    voro_lb_request_begin(&p.lb, 1);
+    voro_lb_request_end(&p.lb, 1, 10000, true);
+    voro_lb_request_begin(&p.lb, 2);
+    voro_lb_request_end(&p.lb, 2, 100000, true);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(voro_lb_pick(&p.lb, 0, NULL), 1);
+    /* a free slot anywhere still beats every full server, whatever the latencies */
     atomic_store(&p.sig[2].inflight, 0);
+    scrape(&p, 2, 0, 6, 20000);
+    assert_int_equal(voro_lb_pick(&p.lb, 0, NULL), 2);
+    end_all(&p);
 
     /* stale: 2 reported idle 10 s ago; a fresh server at half load wins over it */
     scrape(&p, 0, 0, 4, 20000);
