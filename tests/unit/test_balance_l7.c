@@ -142,6 +142,34 @@ static void test_filters_every_algorithm(void **state)
     }
 }
 
+/* Slow start is exact where the algorithm is: half the permille, half the share. */
+static void test_slow_start_exact(void **state)
+{
+    (void)state;
+    const enum voro_lb_algorithm algos[3] = {VORO_LB_ROUND_ROBIN, VORO_LB_LEAST_CONNECTIONS, VORO_LB_QUEUE_LENGTH};
+    for (int a = 0; a < 3; a++) {
+        struct pool p;
+        const uint32_t w[2] = {1, 1};
+        pool_init(&p, algos[a], w, 2);
+        atomic_store(&p.sig[0].weight_permille, 500);
+        int count[2] = {0};
+        for (int i = 0; i < 300; i++) {
+            int s = voro_lb_pick(&p.lb, 0, NULL);
+            count[s]++;
+            voro_lb_request_begin(&p.lb, s); /* open: the load-based ones see the load */
+        }
+        assert_int_equal(count[0], 100);
+        assert_int_equal(count[1], 200);
+        /* ramp complete: the next 300 go mostly to 0 until the load per weight is even */
+        atomic_store(&p.sig[0].weight_permille, 1000);
+        for (int i = 0; i < 300; i++)
+            voro_lb_request_begin(&p.lb, voro_lb_pick(&p.lb, 0, NULL));
+        if (algos[a] != VORO_LB_ROUND_ROBIN)
+            assert_int_equal(p.lb.servers[0].active, 300);
+        voro_lb_destroy(&p.lb);
+    }
+}
+
 static void feed(struct pool *p, int s, uint64_t latency_us)
 {
     voro_lb_request_begin(&p->lb, s);
@@ -555,6 +583,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_accounting),
         cmocka_unit_test(test_filters_every_algorithm),
+        cmocka_unit_test(test_slow_start_exact),
         cmocka_unit_test(test_ewma),
         cmocka_unit_test(test_queue_length),
         cmocka_unit_test(test_gpu_aware_basics),
