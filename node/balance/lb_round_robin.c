@@ -12,8 +12,9 @@ int voro_lb_rr_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
         if (!voro_lb_candidate(lb, i, ex))
             continue;
         struct voro_lb_server *s = &lb->servers[i];
-        s->current_weight += s->weight;
-        total += s->weight;
+        int64_t w = (int64_t)voro_lb_eff_weight(s); /* slow start ramps the share */
+        s->current_weight += w;
+        total += w;
         if (!best || s->current_weight > best->current_weight) {
             best = s;
             best_i = (int)i;

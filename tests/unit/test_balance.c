@@ -23,6 +23,7 @@ struct pool {
 static void pool_init(struct pool *p, enum voro_lb_algorithm algo, const uint32_t *weights, size_t n, double c)
 {
     struct voro_lb_server_init init[MAXS];
+    memset(init, 0, sizeof(init)); /* signals = NULL: the L7 algorithms must work without them */
     for (size_t i = 0; i < n; i++) {
         atomic_store(&p->health[i], VORO_SERVER_UP);
         snprintf(p->names[i], sizeof(p->names[i]), "srv-%zu", i);
