@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cluster/config.h"
+#include "node/balance/balance.h"
 
 /* Per-server counters, one block per worker slot (written by that worker only, relaxed;
  * read by the stats handlers). */
@@ -33,6 +34,7 @@ struct voro_listener_counters {
 
 struct voro_server_state {
     _Atomic uint32_t health; /* VORO_SERVER_UP bit (balance.h); written by the control thread */
+    struct voro_backend_signals signals; /* engine/GPU metrics, slow start, node-wide in-flight */
     uint32_t global_index;   /* index into the per-worker counter blocks */
 };
 

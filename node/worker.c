@@ -49,10 +49,12 @@ static struct voro_worker_view *view_create(struct voro_worker *w, struct voro_s
     for (size_t p = 0; p < cfg->n_pools; p++) {
         const struct voro_pool_config *pc = &cfg->pools[p];
         struct voro_lb_server_init init[VORO_POOL_MAX_SERVERS];
+        memset(init, 0, sizeof(init));
         for (size_t s = 0; s < pc->n_servers; s++) {
             init[s].weight = pc->servers[s].weight;
             init[s].health = &snap->servers[p][s].health;
             init[s].identity = pc->servers[s].addr.text;
+            init[s].signals = &snap->servers[p][s].signals;
         }
         uint64_t seed = ((uint64_t)w->id << 32) ^ snap->generation ^ (uint64_t)p;
         if (voro_lb_init(&v->lbs[p], pc->algorithm, init, pc->n_servers, pc->hash_balance_factor, seed) != 0) {

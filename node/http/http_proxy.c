@@ -18,7 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "node/conn_limit.h"
 #include "node/http/http_body.h"
 #include "node/http/http_error.h"
 #include "node/http/http_rewrite.h"
@@ -71,6 +73,9 @@ struct voro_http_conn {
     struct voro_http_body req_body;
     int pool, server;
     struct voro_lb_exclude tried;
+    uint64_t hash_key;         /* consistent_hash key of this request */
+    uint64_t attempt_start_us; /* when the current server attempt began (latency feedback) */
+    int resp_status;
     char *out;           /* rewritten request head (kept for a retry until a response byte) */
     uint32_t out_len;
     char *rout;          /* rewritten response head, or Voro's own response */
@@ -126,7 +131,9 @@ static void release_server(struct voro_http_conn *c, bool reusable)
     }
     c->server_abandoned = false;
     if (c->lb_counted) {
-        voro_lb_conn_end(&c->view->lbs[c->pool], c->server);
+        /* Latency feedback for ewma: the whole exchange; a failure counts as a bad sample. */
+        uint64_t latency = voro_now_us() - c->attempt_start_us;
+        voro_lb_request_end(&c->view->lbs[c->pool], c->server, latency, c->resp_head_done && c->resp_status < 500);
         voro_counter_sub(&c->sc->active, 1);
         c->lb_counted = false;
     }
@@ -376,6 +383,9 @@ static void response_head_done(struct voro_http_conn *c)
     }
 
     c->resp_head_done = true;
+    c->resp_status = p->status;
+    if (c->lb_counted)
+        voro_lb_observe_ttft(&c->view->lbs[c->pool], c->server, voro_now_us() - c->attempt_start_us);
     bool upgrade = p->status == 101 && c->req_upgrade;
     enum voro_http1_body kind = voro_http1_body_kind(p, c->req_head, false);
     voro_http_body_init(&c->resp_body, kind, p->content_length);
@@ -800,7 +810,8 @@ static void connect_next(struct voro_http_conn *c)
     const struct voro_pool_config *pc = &c->view->snap->cfg->pools[c->pool];
     struct voro_lb *lb = &c->view->lbs[c->pool];
     c->connect_timed_out = false;
-    int idx = voro_lb_pick(lb, 0, &c->tried);
+    voro_lb_set_now(lb, w->now_ms);
+    int idx = voro_lb_pick(lb, c->hash_key, &c->tried);
     if (idx < 0) {
         voro_counter_add(&w->stats.no_server, 1);
         reply_error(c, 503, "no healthy server for this request", NULL, NULL);
@@ -809,7 +820,8 @@ static void connect_next(struct voro_http_conn *c)
     c->server = idx;
     c->attempts++;
     c->sc = voro_worker_server_counters(w, c->view, (size_t)c->pool, (size_t)idx);
-    voro_lb_conn_begin(lb, idx);
+    voro_lb_request_begin(lb, idx);
+    c->attempt_start_us = voro_now_us();
     c->lb_counted = true;
     voro_counter_add(&c->sc->connections, 1);
     voro_counter_add(&c->sc->active, 1);
@@ -863,6 +875,45 @@ static void make_request_id(struct voro_http_conn *c, char out[33])
     counter++;
     uint64_t b = voro_hash64(&a, sizeof(a), c->w->now_ms);
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+/* The consistent-hash key of a request: the client address, a header, a cookie or the model. */
+static uint64_t request_hash_key(const struct voro_http_conn *c, const char *head, const struct voro_pool_config *pc)
+{
+    const struct voro_http1_parser *p = &c->parser;
+    const char *name = pc->l7.hash_key_name;
+    switch (pc->l7.hash_key) {
+    case VORO_HASH_HEADER: {
+        const struct voro_http1_header *h = voro_http1_find_header(p, head, name);
+        if (h)
+            return voro_hash64(head + h->value.off, h->value.len, 0x68647200u);
+        break;
+    }
+    case VORO_HASH_COOKIE: {
+        size_t nlen = strlen(name);
+        for (uint32_t i = 0; i < p->n_headers; i++) {
+            if (!voro_http1_span_ieq(head, p->headers[i].name, "cookie"))
+                continue;
+            const char *v = head + p->headers[i].value.off, *end = v + p->headers[i].value.len;
+            while (v < end) {
+                while (v < end && (*v == ' ' || *v == ';'))
+                    v++;
+                const char *eq = memchr(v, '=', (size_t)(end - v));
+                const char *semi = memchr(v, ';', (size_t)(end - v));
+                if (!semi)
+                    semi = end;
+                if (eq && eq < semi && (size_t)(eq - v) == nlen && memcmp(v, name, nlen) == 0)
+                    return voro_hash64(eq + 1, (size_t)(semi - eq - 1), 0x636b6900u);
+                v = semi;
+            }
+        }
+        break;
+    }
+    case VORO_HASH_MODEL:
+    case VORO_HASH_CLIENT_IP:
+        break;
+    }
+    return voro_hash64(c->client_ip, strlen(c->client_ip), 0x69700000u);
 }
 
 /* A complete request head is in c->in[in_off .. in_off + parser.head_len). */
@@ -927,6 +978,7 @@ static void request_head_done(struct voro_http_conn *c)
     c->out_len = (uint32_t)out_len;
     c->in_off += p->head_len;
     c->pool = (int)lc->pool_index;
+    c->hash_key = request_hash_key(c, head, &cfg->pools[c->pool]);
     memset(&c->tried, 0, sizeof(c->tried));
     c->attempts = 0;
     c->req_done = false;
