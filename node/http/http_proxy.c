@@ -423,9 +423,16 @@ static void response_head_done(struct voro_http_conn *c)
             c->in = NULL;
         }
         c->resp = NULL;
+        /* The request is over for the balancer; the tunnel counts as a connection from here. */
+        struct voro_lb *lb = &c->view->lbs[c->pool];
+        voro_lb_request_end(lb, c->server, voro_now_us() - c->attempt_start_us, true);
+        voro_lb_conn_begin(lb, c->server);
         int rc = voro_tcp_proxy_adopt(w, c->listener, c->cfd, c->sfd, c->view, c->pool, c->server, down, up, &c->adm,
                                       c->admitted);
         if (rc != 0) {
+            voro_lb_conn_end(lb, c->server);
+            voro_counter_sub(&c->sc->active, 1);
+            c->lb_counted = false;
             voro_loop_buf_release(w->loop, down);
             if (up)
                 voro_loop_buf_release(w->loop, up);
