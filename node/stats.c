@@ -70,7 +70,10 @@ static void sum_listener(const struct voro_snapshot *snap, size_t l, struct list
     X(udp_datagrams_in, "udp_datagrams_received_total", "counter", "Datagrams received from clients")    \
     X(udp_datagrams_out, "udp_datagrams_sent_total", "counter", "Datagrams sent to clients")             \
     X(udp_drops, "udp_dropped_total", "counter", "Datagrams dropped (no session, send failure)")         \
-    X(drained_aborts, "drain_aborted_total", "counter", "Connections cut when a drain period ended")
+    X(drained_aborts, "drain_aborted_total", "counter", "Connections cut when a drain period ended")            \
+    X(http_requests, "http_requests_total", "counter", "HTTP requests read from clients")                  \
+    X(http_local_errors, "http_local_errors_total", "counter", "HTTP error responses written by Voro itself") \
+    X(http_upstream_reused, "http_upstream_reused_total", "counter", "HTTP requests sent on a pooled server connection")
 
 static void for_each_worker(const struct voro_node *node, void (*fn)(const struct voro_worker *w, bool retiring, void *ctx),
                             void *ctx)
@@ -96,6 +99,11 @@ static void json_worker(const struct voro_worker *w, bool retiring, void *arg)
     voro_strbuf_printf(o, ",\"%s\":%" PRIu64, #field, voro_counter_get(&w->stats.field));
     WORKER_COUNTERS(X)
 #undef X
+    voro_strbuf_printf(o, ",\"http_responses\":{\"1xx\":%" PRIu64 ",\"2xx\":%" PRIu64 ",\"3xx\":%" PRIu64
+                          ",\"4xx\":%" PRIu64 ",\"5xx\":%" PRIu64 "}",
+                       voro_counter_get(&w->stats.http_responses[0]), voro_counter_get(&w->stats.http_responses[1]),
+                       voro_counter_get(&w->stats.http_responses[2]), voro_counter_get(&w->stats.http_responses[3]),
+                       voro_counter_get(&w->stats.http_responses[4]));
     struct voro_loop_stats ls;
     voro_loop_get_stats(w->loop, &ls);
     voro_strbuf_printf(o, ",\"buffers_in_use\":%u,\"buffers_total\":%u,\"buffer_waits\":%" PRIu64 ",\"hugepages\":%s}",
@@ -214,6 +222,16 @@ int voro_stats_write_prometheus(const struct voro_stats_source *src, struct voro
     }
     WORKER_COUNTERS(X)
 #undef X
+    voro_prom_header(o, "voro_worker_http_responses_total", "counter", "HTTP responses from servers passed to clients, by class");
+    for (unsigned i = 0; i < node->n_workers + node->n_retiring; i++) {
+        const struct voro_worker *w = i < node->n_workers ? node->workers[i] : node->retiring[i - node->n_workers];
+        snprintf(num, sizeof(num), "%u", w->id);
+        for (int k = 0; k < 5; k++) {
+            char cls[4] = {(char)('1' + k), 'x', 'x', 0};
+            const char *labels[] = {"worker", num, "class", cls, NULL};
+            voro_prom_sample_u64(o, "voro_worker_http_responses_total", labels, voro_counter_get(&w->stats.http_responses[k]));
+        }
+    }
 
     /* Per listener. */
     static const struct {

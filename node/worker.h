@@ -40,6 +40,10 @@ struct voro_worker_stats {
     _Atomic uint64_t udp_datagrams_out;
     _Atomic uint64_t udp_drops;
     _Atomic uint64_t drained_aborts;  /* connections cut at the end of a drain grace period */
+    _Atomic uint64_t http_requests;   /* HTTP requests whose head was read */
+    _Atomic uint64_t http_responses[5]; /* by class: 1xx (final: 101 only) .. 5xx, from servers */
+    _Atomic uint64_t http_local_errors; /* responses Voro wrote itself (4xx/5xx with a JSON reason) */
+    _Atomic uint64_t http_upstream_reused; /* requests sent on a pooled server connection */
 };
 
 /* Commands the control thread posts (bits of voro_worker.commands). */

@@ -269,6 +269,7 @@ static void reply_error(struct voro_http_conn *c, int status, const char *messag
     }
     c->state = HS_ERROR_REPLY;
     voro_counter_add(&c->lc->errors, 1);
+    voro_counter_add(&w->stats.http_local_errors, 1);
     c->c_send = (struct voro_op){.cb = on_error_sent, .data = c};
     if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rout, n) == 0)
         c->pending |= P_CLIENT_SEND;
@@ -384,6 +385,8 @@ static void response_head_done(struct voro_http_conn *c)
 
     c->resp_head_done = true;
     c->resp_status = p->status;
+    if (p->status >= 100 && p->status < 600)
+        voro_counter_add(&w->stats.http_responses[p->status / 100 - 1], 1);
     if (c->lb_counted)
         voro_lb_observe_ttft(&c->view->lbs[c->pool], c->server, voro_now_us() - c->attempt_start_us);
     bool upgrade = p->status == 101 && c->req_upgrade;
@@ -840,6 +843,7 @@ static void connect_next(struct voro_http_conn *c)
     if (fd >= 0) {
         c->sfd = fd;
         c->server_reused = true;
+        voro_counter_add(&w->stats.http_upstream_reused, 1);
         exchange_start(c);
         return;
     }
@@ -932,6 +936,7 @@ static void request_head_done(struct voro_http_conn *c)
     const struct voro_http1_parser *p = &c->parser;
     const char *head = (const char *)c->in->data + c->in_off;
 
+    voro_counter_add(&w->stats.http_requests, 1);
     c->req_head = voro_http1_span_eq(head, p->method, "HEAD");
     c->req_http10 = p->version_minor == 0;
     c->req_keep_alive = voro_http1_keep_alive(p);
