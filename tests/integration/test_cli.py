@@ -73,9 +73,10 @@ def case_check_refuses_unbuilt(r):
     text = "[server]\nport = 8080\nmode = http\n[backend]\nb1 = 127.0.0.1:9001\n"
     rc, _, err = run([r.args.voro, "-t", "CONF"], text)
     assert rc == 2 and "http" in err and "CONF:" in err, err
-    text = "[server]\nport = 8080\n[backend]\nb1 = 127.0.0.1:9001\n[balancer]\nalgorithm = gpu_aware\n"
+    # the L7 algorithms parse now; an unknown one is refused with the list that includes them
+    text = "[server]\nport = 8080\n[backend]\nb1 = 127.0.0.1:9001\n[balancer]\nalgorithm = random\n"
     rc, _, err = run([r.args.voro, "-t", "CONF"], text)
-    assert rc == 2 and "gpu_aware" in err and "not available yet" in err, err
+    assert rc == 2 and "CONF:6:" in err and "gpu_aware" in err, err
 
 
 def case_bind_failure(r):

@@ -286,7 +286,7 @@ static void test_values(void **state)
         voro_config_free(cfg);
     }
     expect_error(BASE "[server]\nbuffer_size = 16kb\n",
-                 "t.conf:7: bad value '16kb' for buffer_size in [server]: unknown suffix 'kb' (use k or m)");
+                 "t.conf:7: bad value '16kb' for buffer_size in [server]: unknown suffix 'kb' (use k, m, g or t)");
     expect_error(BASE "[server]\nbuffer_size = 2m\n",
                  "t.conf:7: bad value '2m' for buffer_size in [server]: out of range 1024..1048576 bytes");
     expect_error(BASE "[server]\nbuffers = 1000\n",
@@ -319,18 +319,32 @@ static void test_threads(void **state)
 static void test_algorithms(void **state)
 {
     (void)state;
-    expect_error("[server]\nport = 8080\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = gpu_aware\n",
-                 "t.conf:6: algorithm 'gpu_aware' is not available yet (it comes with the L7 gateway); use "
-                 "round_robin, least_connections, consistent_hash or power_of_two");
-    expect_error(BASE "algorithm = ewma\n",
-                 "t.conf:6: algorithm 'ewma' is not available yet (it comes with the L7 gateway); use round_robin, "
-                 "least_connections, consistent_hash or power_of_two");
-    expect_error(BASE "algorithm = queue_length\n",
-                 "t.conf:6: algorithm 'queue_length' is not available yet (it comes with the L7 gateway); use "
-                 "round_robin, least_connections, consistent_hash or power_of_two");
+    static const struct {
+        const char *name;
+        enum voro_lb_algorithm algo;
+    } algos[] = {{"round_robin", VORO_LB_ROUND_ROBIN},       {"least_connections", VORO_LB_LEAST_CONNECTIONS},
+                 {"consistent_hash", VORO_LB_CONSISTENT_HASH}, {"power_of_two", VORO_LB_POWER_OF_TWO},
+                 {"ewma", VORO_LB_EWMA},                       {"queue_length", VORO_LB_QUEUE_LENGTH},
+                 {"gpu_aware", VORO_LB_GPU_AWARE}};
+    for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), BASE "algorithm = %s\n", algos[i].name);
+        struct voro_config *cfg = parse_ok(text);
+        assert_int_equal(cfg->pools[0].algorithm, algos[i].algo);
+        assert_string_equal(voro_lb_algorithm_name(cfg->pools[0].algorithm), algos[i].name);
+        voro_config_free(cfg);
+        snprintf(text, sizeof(text), "[server]\nport = 8080\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = %s\n",
+                 algos[i].name);
+        cfg = parse_ok(text);
+        assert_int_equal(cfg->pools[0].algorithm, algos[i].algo);
+        voro_config_free(cfg);
+    }
     expect_error(BASE "algorithm = random\n",
                  "t.conf:6: bad value 'random' for algorithm in [pool]: expected one of "
-                 "round_robin|least_connections|consistent_hash|power_of_two");
+                 "round_robin|least_connections|consistent_hash|power_of_two|ewma|queue_length|gpu_aware");
+    expect_error("[server]\nport = 8080\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = GPU_aware\n",
+                 "t.conf:6: bad value 'GPU_aware' for algorithm in [balancer]: expected one of "
+                 "round_robin|least_connections|consistent_hash|power_of_two|ewma|queue_length|gpu_aware");
 }
 
 static void test_syntax_errors(void **state)
@@ -372,7 +386,7 @@ static void test_unknown_and_suggestions(void **state)
     expect_error(BASE "[limits]\nmax_connections = 1\n", "t.conf:6: unknown section [limits]; did you mean [limit]?");
     expect_error(BASE "[frontend]\n",
                  "t.conf:6: unknown section [frontend]; valid sections: server, backend, balancer, limit, monitor, "
-                 "node, timeouts, listener NAME, pool NAME");
+                 "node, timeouts, listener NAME, pool NAME, http, route NAME");
     expect_error(BASE "[pool]\n", "t.conf:6: section [pool] needs a name: [pool NAME]");
     expect_error(BASE "[limit x]\n", "t.conf:6: section [limit] takes no name (got 'x')");
     expect_error(BASE "[node]\nbnd.l = 127.0.0.1:1\n",
@@ -450,7 +464,8 @@ static void test_servers(void **state)
     (void)state;
     expect_error(BASE "server = s2 127.0.0.1:1 weight=257\n",
                  "t.conf:6: server 's2': bad weight '257' (expected 1..256, or 0 = drained)");
-    expect_error(BASE "server = s2 127.0.0.1:1 prio=1\n", "t.conf:6: server 's2': unexpected 'prio=1' (expected weight=N)");
+    expect_error(BASE "server = s2 127.0.0.1:1 prio=1\n", "t.conf:6: server 's2': unexpected 'prio=1' (expected weight=N, "
+                 "models=LIST, metrics=URL or capacity=N)");
     expect_error(BASE "server = 127.0.0.1:1\n",
                  "t.conf:6: bad server '127.0.0.1:1' in [pool p]: expected NAME ADDR:PORT [weight=N]");
     expect_error(BASE "server = a:b 127.0.0.1:1\n",
@@ -770,8 +785,15 @@ static void test_schema_defaults_parse(void **state)
         if (!strcmp(d, "-") || d[0] == '(' || d[0] == '[' || !strcmp(s[i].key, "*"))
             continue;
         char text[1024];
-        if (!strcmp(s[i].section, "pool"))
+        if (!strcmp(s[i].section, "pool") && !strncmp(s[i].key, "health_", 7) && strcmp(s[i].key, "health_check") &&
+            !strstr(s[i].key, "interval") && !strstr(s[i].key, "timeout") && !strstr(s[i].key, "rise") &&
+            !strstr(s[i].key, "fall"))
+            snprintf(text, sizeof(text), BASE "health_check = http\n%s = %s\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "pool"))
             snprintf(text, sizeof(text), BASE "%s = %s\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "route"))
+            snprintf(text, sizeof(text), BASE "[listener h]\nmode = http\nbind = 127.0.0.1:9999\npool = p\n"
+                                              "[route r]\npool = p\n%s = %s\n", s[i].key, d);
         else if (!strcmp(s[i].section, "listener") && !strcmp(s[i].key, "pool"))
             snprintf(text, sizeof(text), BASE "[listener m]\nbind = 127.0.0.1:9999\npool = %s\n[pool %s]\n"
                                               "server = a 127.0.0.1:1\n", d, d);
