@@ -972,7 +972,8 @@ static int parse_models(const char *list, const char *srv, struct voro_model_ref
         if (!len)
             return whyf(why, wn, "server '%s': empty model name in models=", srv);
         struct voro_model_ref *r = &m[i];
-        if (len > 5 && !strncmp(item, "lora:", 5)) {
+        const char *orig = item;
+        if (len >= 5 && !strncmp(item, "lora:", 5)) {
             r->adapter = true;
             item += 5;
             len -= 5;
@@ -982,7 +983,7 @@ static int parse_models(const char *list, const char *srv, struct voro_model_ref
         if (!voro_model_name_valid(item, name_len))
             return whyf(why, wn,
                         "server '%s': bad model name '%.*s' (1..63 letters, digits, '_', '-', '.', '/', ':')", srv,
-                        (int)(name_len > 80 ? 80 : name_len), item);
+                        (int)(name_len + (size_t)(item - orig) > 80 ? 80 : name_len + (size_t)(item - orig)), orig);
         memcpy(r->name, item, name_len);
         if (at) {
             size_t vlen = len - name_len - 1;
@@ -1028,7 +1029,9 @@ static int parse_metrics_url(const char *url, const char *srv, char *out, size_t
     host[alen] = '\0';
     if (parse_addr(host, &sa, sub, sizeof(sub)) < 0)
         return whyf(why, wn, "server '%s': metrics URL: %s", srv, sub);
-    if (!strcmp(host, "0.0.0.0") || strchr(host, '*'))
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+    if ((sa.ss.ss_family == AF_INET && ((struct sockaddr_in *)&sa.ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+        (sa.ss.ss_family == AF_INET6 && !memcmp(&((struct sockaddr_in6 *)&sa.ss)->sin6_addr, &any6, sizeof(any6))))
         return whyf(why, wn, "server '%s': metrics URL needs a concrete address, not '%s'", srv, host);
     for (const char *c = auth + alen; *c; c++)
         if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '#')
