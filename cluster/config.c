@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/model_ref.h"
 #include "proto/ini.h"
 
 #define MAX_ERRORS 200          /* keeps a garbage file from producing megabytes of messages */
@@ -22,6 +23,8 @@
 #define MAX_POOLS 1024
 #define MAX_FILE_BYTES (4u << 20)
 #define MAX_THREADS 256
+#define MAX_ROUTES 1024
+#define MAX_MODELS 64 /* per server */
 
 enum section {
     SEC_SERVER,
@@ -33,6 +36,8 @@ enum section {
     SEC_TIMEOUTS,
     SEC_LISTENER,
     SEC_POOL,
+    SEC_HTTP,
+    SEC_ROUTE,
     SEC_COUNT,
 };
 
@@ -43,10 +48,11 @@ static const struct {
     [SEC_SERVER] = {"server", false},   [SEC_BACKEND] = {"backend", false}, [SEC_BALANCER] = {"balancer", false},
     [SEC_LIMIT] = {"limit", false},     [SEC_MONITOR] = {"monitor", false}, [SEC_NODE] = {"node", false},
     [SEC_TIMEOUTS] = {"timeouts", false}, [SEC_LISTENER] = {"listener", true}, [SEC_POOL] = {"pool", true},
+    [SEC_HTTP] = {"http", false},         [SEC_ROUTE] = {"route", true},
 };
 
-enum kind { K_UINT, K_BOOL, K_DURATION, K_SIZE, K_STRING, K_ENUM, K_FLOAT, K_ADDR, K_CUSTOM };
-enum target { T_CFG, T_LISTENER, T_POOL };
+enum kind { K_UINT, K_BOOL, K_DURATION, K_SIZE, K_SIZE64, K_STRING, K_ENUM, K_FLOAT, K_ADDR, K_CUSTOM };
+enum target { T_CFG, T_LISTENER, T_POOL, T_ROUTE };
 
 #define F_REPEAT 1u    /* may appear more than once in a section (pool `server`) */
 #define F_NODEFAULT 2u /* the default is computed or lives elsewhere: do not apply the text */
@@ -99,14 +105,22 @@ static int set_algorithm(struct pstate *, const struct row *, void *, const char
                          size_t);
 static int set_pool_server(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
                            size_t);
+static int set_hash_key(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static int set_health_method(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static int set_url_path(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static int set_route_host(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static int set_route_methods(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static int set_route_header(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static int set_route_model(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
 
 #define NODE VORO_SCOPE_NODE
 #define CLUSTER VORO_SCOPE_CLUSTER
 #define CFG(f) T_CFG, offsetof(struct voro_config, f)
 #define LIS(f) T_LISTENER, offsetof(struct voro_listener_config, f)
 #define POOL(f) T_POOL, offsetof(struct voro_pool_config, f)
+#define ROUTE(f) T_ROUTE, offsetof(struct voro_route_config, f)
 #define NONE T_CFG, 0
-#define ALGOS "round_robin|least_connections|consistent_hash|power_of_two"
+#define ALGOS "round_robin|least_connections|consistent_hash|power_of_two|ewma|queue_length|gpu_aware"
 #define H1 3600000.0
 #define U32 4294967295.0
 
@@ -142,6 +156,8 @@ static const struct row g_rows[] = {
      set_balancer, F_NODEFAULT, "Algorithm of pool \"default\"."},
     {SEC_BALANCER, "hash_balance_factor", CLUSTER, "float", "1.25", K_CUSTOM, NONE, 1.0, 100.0, NULL,
      set_balancer, F_NODEFAULT, "Bounded-load factor of pool \"default\" (consistent_hash), 1.0..100."},
+    {SEC_BALANCER, "hash_key", CLUSTER, "hash_key", "client_ip", K_CUSTOM, NONE, 0, 0, NULL, set_balancer,
+     F_NODEFAULT, "What pool \"default\" hashes (consistent_hash): client_ip, model, header:NAME or cookie:NAME."},
 
     {SEC_LIMIT, "max_connections", CLUSTER, "uint", "0", K_UINT, CFG(max_connections), 0, U32, NULL, NULL, 0,
      "Client connections open at once on this node; 0 = unlimited."},
@@ -187,9 +203,12 @@ static const struct row g_rows[] = {
     {SEC_POOL, "algorithm", CLUSTER, "enum(" ALGOS ")", "round_robin", K_CUSTOM, NONE, 0, 0, ALGOS, set_algorithm,
      0, "Load-balancing algorithm."},
     {SEC_POOL, "server", CLUSTER, "server", "-", K_CUSTOM, NONE, 0, 0, NULL, set_pool_server, F_REPEAT,
-     "A server, repeatable: NAME ADDR:PORT [weight=N]; weight 1..256 (default 1), 0 = drained."},
-    {SEC_POOL, "health_check", CLUSTER, "enum(none|tcp)", "tcp", K_ENUM, POOL(health.type), 0, 0, "none|tcp", NULL,
-     0, "Active health check: tcp connects, none assumes servers are up."},
+     "A server, repeatable: NAME ADDR:PORT [weight=N] [models=LIST] [metrics=URL] [capacity=N]; weight 1..256 "
+     "(default 1), 0 = drained."},
+    {SEC_POOL, "health_check", CLUSTER, "enum(none|tcp|http|script)", "tcp", K_ENUM, POOL(health.type), 0, 0,
+     "none|tcp|http|script", NULL, 0,
+     "Active health check: tcp connects, http sends health_method health_path, script runs health_script, none "
+     "assumes servers are up."},
     {SEC_POOL, "health_interval", CLUSTER, "duration", "2s", K_DURATION, POOL(health.interval_ms), 100, H1, NULL,
      NULL, 0, "Time between health checks of one server, 100ms..1h."},
     {SEC_POOL, "health_timeout", CLUSTER, "duration", "1s", K_DURATION, POOL(health.timeout_ms), 1, H1, NULL, NULL,
@@ -204,6 +223,81 @@ static const struct row g_rows[] = {
      "Connect attempts on other servers after a failed one, 0..16."},
     {SEC_POOL, "hash_balance_factor", CLUSTER, "float", "1.25", K_FLOAT, POOL(hash_balance_factor), 1.0, 100.0,
      NULL, NULL, 0, "consistent_hash bounded load: no server gets more than factor x average, 1.0..100."},
+    {SEC_POOL, "hash_key", CLUSTER, "hash_key", "client_ip", K_CUSTOM, NONE, 0, 0, NULL, set_hash_key, 0,
+     "What consistent_hash hashes: client_ip, model (the request's model), header:NAME or cookie:NAME."},
+    {SEC_POOL, "health_method", CLUSTER, "enum(GET|HEAD)", "GET", K_CUSTOM, POOL(health.method), 0, 0, "GET|HEAD",
+     set_health_method, 0, "Method of the http health check."},
+    {SEC_POOL, "health_path", CLUSTER, "urlpath", "/health", K_CUSTOM, POOL(health.path), 0, 255, NULL, set_url_path,
+     0, "Path (with query) of the http health check; starts with '/'."},
+    {SEC_POOL, "health_expect_status", CLUSTER, "uint", "200", K_UINT, POOL(health.expect_status), 100, 599, NULL,
+     NULL, 0, "Status the http health check expects, 100..599."},
+    {SEC_POOL, "health_expect_body", CLUSTER, "string", "(any)", K_STRING, POOL(health.expect_body), 0, 127, NULL,
+     NULL, F_NODEFAULT, "Substring the http health check's body must contain (up to 127 bytes)."},
+    {SEC_POOL, "health_script", CLUSTER, "string", "-", K_STRING, POOL(health.script), 0, 255, NULL, NULL, 0,
+     "Command of the script health check ({host} and {port} are substituted); exit status 0 = up. Required with "
+     "health_check = script."},
+    {SEC_POOL, "eject_consecutive", CLUSTER, "uint", "5", K_UINT, POOL(l7.eject_consecutive), 0, 1000, NULL, NULL,
+     0, "Consecutive 5xx answers or connect failures that eject a server (passive), 0 = off, up to 1000."},
+    {SEC_POOL, "eject_base_time", CLUSTER, "duration", "10s", K_DURATION, POOL(l7.eject_base_ms), 1, H1, NULL, NULL,
+     0, "First ejection time; it doubles on each repeated ejection, 1ms..1h."},
+    {SEC_POOL, "eject_max_percent", CLUSTER, "uint", "50", K_UINT, POOL(l7.eject_max_percent), 0, 100, NULL, NULL,
+     0, "At most this share of the pool's servers is ejected at once, 0..100."},
+    {SEC_POOL, "slow_start", CLUSTER, "duration", "0", K_DURATION, POOL(l7.slow_start_ms), 0, H1, NULL, NULL, 0,
+     "Weight ramp-up after a server (re)joins, 0 = off, up to 1h."},
+    {SEC_POOL, "warmup", CLUSTER, "bool", "false", K_BOOL, POOL(l7.warmup), 0, 0, NULL, NULL, 0,
+     "Send one small request per declared model before a server takes traffic."},
+    {SEC_POOL, "learn_models", CLUSTER, "bool", "true", K_BOOL, POOL(l7.learn_models), 0, 0, NULL, NULL, 0,
+     "Learn the models each server serves from GET /v1/models (pools reached through http listeners)."},
+    {SEC_POOL, "metrics_interval", CLUSTER, "duration", "1s", K_DURATION, POOL(l7.metrics_interval_ms), 100, H1,
+     NULL, NULL, 0, "Time between scrapes of a server's metrics URL, 100ms..1h."},
+    {SEC_POOL, "metrics_stale", CLUSTER, "duration", "3s", K_DURATION, POOL(l7.metrics_stale_ms), 1, H1, NULL, NULL,
+     0, "Metrics older than this are stale and not used for balancing, 1ms..1h."},
+    {SEC_POOL, "upstream_max_idle", CLUSTER, "uint", "32", K_UINT, POOL(l7.upstream_max_idle), 0, 4096, NULL, NULL,
+     0, "Idle keep-alive connections kept per worker per server, 0..4096."},
+    {SEC_POOL, "upstream_idle_timeout", CLUSTER, "duration", "4s", K_DURATION, POOL(l7.upstream_idle_timeout_ms), 1,
+     H1, NULL, NULL, 0, "Idle keep-alive connections to servers are closed after this (keep it below the servers' own "
+     "keep-alive timeout), 1ms..1h."},
+
+    {SEC_HTTP, "max_request_line", CLUSTER, "size", "8k", K_SIZE, CFG(http.max_request_line), 64, 1048576, NULL,
+     NULL, 0, "Longest request line (414 beyond), 64..1m."},
+    {SEC_HTTP, "max_header_bytes", CLUSTER, "size", "32k", K_SIZE, CFG(http.max_header_bytes), 256, 1048576, NULL,
+     NULL, 0, "Longest request head including the request line (431 beyond), 256..1m."},
+    {SEC_HTTP, "max_headers", CLUSTER, "uint", "100", K_UINT, CFG(http.max_headers), 1, 100, NULL, NULL, 0,
+     "Most header fields in a request (431 beyond), 1..100."},
+    {SEC_HTTP, "max_body", CLUSTER, "size", "0", K_SIZE64, CFG(http.max_body), 0, 1099511627776.0, NULL, NULL, 0,
+     "Largest request body (413 beyond), 0 = unlimited, up to 1t."},
+    {SEC_HTTP, "header_timeout", CLUSTER, "duration", "10s", K_DURATION, CFG(http.header_timeout_ms), 1, H1, NULL,
+     NULL, 0, "Time a client may take to send a request head (408 beyond), 1ms..1h."},
+    {SEC_HTTP, "body_timeout", CLUSTER, "duration", "30s", K_DURATION, CFG(http.body_timeout_ms), 1, H1, NULL, NULL,
+     0, "Longest pause while a client sends a request body (408 beyond), 1ms..1h."},
+    {SEC_HTTP, "response_timeout", CLUSTER, "duration", "5m", K_DURATION, CFG(http.response_timeout_ms), 1, 24 * H1,
+     NULL, NULL, 0, "Time a server may take to send the response head (504 beyond), 1ms..24h."},
+    {SEC_HTTP, "keepalive_timeout", CLUSTER, "duration", "1m", K_DURATION, CFG(http.keepalive_timeout_ms), 0, H1,
+     NULL, NULL, 0, "Idle time of a client keep-alive connection between requests, 0 = no keep-alive, up to 1h."},
+    {SEC_HTTP, "add_request_id", CLUSTER, "bool", "true", K_BOOL, CFG(http.add_request_id), 0, 0, NULL, NULL, 0,
+     "Add an X-Request-Id header to requests that have none."},
+    {SEC_HTTP, "via", CLUSTER, "name", "voro", K_STRING, CFG(http.via), 0, 63, NULL, NULL, 0,
+     "Pseudonym in the Via header added to requests and responses (Via: 1.1 NAME)."},
+
+    {SEC_ROUTE, "listener", CLUSTER, "name", "(every http listener)", K_STRING, ROUTE(listener), 0,
+     VORO_NAME_MAX - 1, NULL, NULL, F_NODEFAULT, "Only requests on this listener (it must have mode = http)."},
+    {SEC_ROUTE, "host", CLUSTER, "host pattern", "(any)", K_CUSTOM, ROUTE(host), 0, 127, NULL, set_route_host,
+     F_NODEFAULT, "Host header (port ignored, case-insensitive): exact, or *.example.com for any subdomain."},
+    {SEC_ROUTE, "path_prefix", CLUSTER, "urlpath", "(any)", K_CUSTOM, ROUTE(path_prefix), 0, 255, NULL,
+     set_url_path, F_NODEFAULT, "Request target starts with this (byte-wise); starts with '/'."},
+    {SEC_ROUTE, "methods", CLUSTER, "method list", "(any)", K_CUSTOM, ROUTE(methods), 0, 0, NULL, set_route_methods,
+     F_NODEFAULT, "Comma list of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, OTHER."},
+    {SEC_ROUTE, "header", CLUSTER, "header match", "(none)", K_CUSTOM, NONE, 0, 0, NULL, set_route_header,
+     F_NODEFAULT, "NAME: VALUE (the first NAME header equals VALUE exactly) or NAME (the header is present)."},
+    {SEC_ROUTE, "model", CLUSTER, "model match", "(none)", K_CUSTOM, ROUTE(model), 0, 0, NULL, set_route_model,
+     F_NODEFAULT, "The request's model (X-Model header, else the body's top-level \"model\"): * = any model, "
+     "name = any version of it, name@version = that version."},
+    {SEC_ROUTE, "pool", CLUSTER, "name", "-", K_STRING, ROUTE(pool_name), 0, VORO_NAME_MAX - 1, NULL, NULL, 0,
+     "Pool the matching requests go to (required)."},
+    {SEC_ROUTE, "rewrite_model", CLUSTER, "bool", "false", K_BOOL, ROUTE(rewrite_model), 0, 0, NULL, NULL, 0,
+     "Rewrite the body's model to the name the chosen server serves (name@version -> name)."},
+    {SEC_ROUTE, "body_limit", CLUSTER, "size", "1m", K_SIZE, ROUTE(body_limit), 1024, 268435456, NULL, NULL, 0,
+     "Bytes of body buffered to find the model (larger bodies get 413), 1k..256m."},
 };
 #define N_ROWS (sizeof(g_rows) / sizeof(g_rows[0]))
 
@@ -259,7 +353,8 @@ struct pstate {
     int seen[N_ROWS]; /* unnamed sections */
     struct inst *linst;
     struct inst *pinst;
-    size_t lcap, pcap;
+    struct inst *rinst;
+    size_t lcap, pcap, rcap;
 
     unsigned server_port;
     char server_host[VORO_ADDR_TEXT_MAX + 8];
@@ -366,22 +461,26 @@ static int parse_duration_ms(const char *s, uint64_t *out, char *why, size_t n)
     return 0;
 }
 
-static int parse_size(const char *s, uint64_t *out, char *why, size_t n)
+static int parse_size(const char *s, uint64_t limit, uint64_t *out, char *why, size_t n)
 {
     uint64_t v;
     const char *end;
     if (parse_u64(s, &v, &end) < 0)
-        return whyf(why, n, "expected bytes with an optional k or m suffix: 16384, 16k, 1m");
+        return whyf(why, n, "expected bytes with an optional k, m, g or t suffix: 16384, 16k, 1m");
     uint64_t mul = 1;
     if (*end == 'k' || *end == 'K')
         mul = 1024;
     else if (*end == 'm' || *end == 'M')
         mul = 1024 * 1024;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024ull * 1024 * 1024;
+    else if (*end == 't' || *end == 'T')
+        mul = 1024ull * 1024 * 1024 * 1024;
     else if (*end)
-        return whyf(why, n, "unknown suffix '%.20s' (use k or m)", end);
+        return whyf(why, n, "unknown suffix '%.20s' (use k, m, g or t)", end);
     if (*end && end[1])
-        return whyf(why, n, "unknown suffix '%.20s' (use k or m)", end);
-    if (v > UINT32_MAX / mul)
+        return whyf(why, n, "unknown suffix '%.20s' (use k, m, g or t)", end);
+    if (v > limit / mul)
         return whyf(why, n, "too large");
     *out = v * mul;
     return 0;
@@ -552,10 +651,12 @@ static int set_generic(const struct row *r, void *obj, const char *value, char *
         *(uint32_t *)field = (uint32_t)v;
         return 0;
     case K_DURATION:
-    case K_SIZE: {
+    case K_SIZE:
+    case K_SIZE64: {
         char sub[120];
         int rc = r->kind == K_DURATION ? parse_duration_ms(value, &v, sub, sizeof(sub))
-                                       : parse_size(value, &v, sub, sizeof(sub));
+                                       : parse_size(value, r->kind == K_SIZE ? UINT32_MAX : UINT64_MAX, &v, sub,
+                                                    sizeof(sub));
         if (rc < 0)
             return bad_value(why, n, r, value, sub);
         if ((double)v < r->min || (double)v > r->max) {
@@ -565,7 +666,10 @@ static int set_generic(const struct row *r, void *obj, const char *value, char *
                 snprintf(reason, sizeof(reason), "out of range %.0f..%.0f bytes", r->min, r->max);
             return bad_value(why, n, r, value, reason);
         }
-        *(uint32_t *)field = (uint32_t)v;
+        if (r->kind == K_SIZE64)
+            *(uint64_t *)field = v;
+        else
+            *(uint32_t *)field = (uint32_t)v;
         return 0;
     }
     case K_BOOL:
@@ -724,13 +828,6 @@ static int set_node_name(struct pstate *ps, const struct row *r, void *obj, cons
 
 static int algorithm_value(const struct row *r, const char *value, enum voro_lb_algorithm *out, char *why, size_t n)
 {
-    static const char *const later[] = {"gpu_aware", "ewma", "queue_length"};
-    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
-        if (!strcmp(value, later[i]))
-            return whyf(why, n,
-                        "algorithm '%s' is not available yet (it comes with the L7 gateway); use round_robin, "
-                        "least_connections, consistent_hash or power_of_two",
-                        value);
     int idx;
     if (enum_value(r, value, &idx, why, n) < 0)
         return -EINVAL;
@@ -804,7 +901,146 @@ static int implicit_pool(struct pstate *ps, int line, char *why, size_t n)
     return i;
 }
 
-/* Parses "ADDR:PORT [weight=N]" into a new server of `pool`. */
+static bool tchar(char c)
+{
+    return isalnum((unsigned char)c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool token_ok(const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (!len || len > max)
+        return false;
+    for (; *s; s++)
+        if (!tchar(*s))
+            return false;
+    return true;
+}
+
+/* Resolves each adapter's base model: the longest declared model that prefixes the adapter's
+ * name followed by '-' ("llama-3" for "llama-3-sql"), else the first declared model. */
+static int resolve_adapter_bases(struct voro_model_ref *m, size_t n, const char *srv, char *why, size_t wn)
+{
+    const struct voro_model_ref *first = NULL;
+    for (size_t i = 0; i < n && !first; i++)
+        if (!m[i].adapter)
+            first = &m[i];
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i].adapter)
+            continue;
+        const struct voro_model_ref *best = NULL;
+        size_t best_len = 0;
+        for (size_t j = 0; j < n; j++) {
+            size_t len = strlen(m[j].name);
+            if (m[j].adapter || len <= best_len || strncmp(m[i].name, m[j].name, len) || m[i].name[len] != '-')
+                continue;
+            best = &m[j];
+            best_len = len;
+        }
+        if (!best)
+            best = first;
+        if (!best)
+            return whyf(why, wn, "server '%s': adapter 'lora:%s' needs a base model in the same models= list", srv,
+                        m[i].name);
+        snprintf(m[i].base, sizeof(m[i].base), "%s", best->name);
+    }
+    return 0;
+}
+
+/* Parses "a,b@v2,lora:a-sql" into an owned array (freed by the caller, also on error). */
+static int parse_models(const char *list, const char *srv, struct voro_model_ref **out, size_t *count, char *why,
+                        size_t wn)
+{
+    *out = NULL;
+    *count = 0;
+    size_t items = 1;
+    for (const char *p = list; *p; p++)
+        items += *p == ',';
+    if (items > MAX_MODELS)
+        return whyf(why, wn, "server '%s': more than %d models", srv, MAX_MODELS);
+    struct voro_model_ref *m = calloc(items, sizeof(*m));
+    if (!m) {
+        whyf(why, wn, "out of memory");
+        return -ENOMEM;
+    }
+    *out = m;
+    const char *p = list;
+    for (size_t i = 0; i < items; i++) {
+        size_t len = strcspn(p, ",");
+        const char *item = p;
+        p += len + (p[len] == ',');
+        if (!len)
+            return whyf(why, wn, "server '%s': empty model name in models=", srv);
+        struct voro_model_ref *r = &m[i];
+        const char *orig = item;
+        if (len >= 5 && !strncmp(item, "lora:", 5)) {
+            r->adapter = true;
+            item += 5;
+            len -= 5;
+        }
+        const char *at = memchr(item, '@', len);
+        size_t name_len = at ? (size_t)(at - item) : len;
+        if (!voro_model_name_valid(item, name_len))
+            return whyf(why, wn,
+                        "server '%s': bad model name '%.*s' (1..63 letters, digits, '_', '-', '.', '/', ':')", srv,
+                        (int)(name_len + (size_t)(item - orig) > 80 ? 80 : name_len + (size_t)(item - orig)), orig);
+        memcpy(r->name, item, name_len);
+        if (at) {
+            size_t vlen = len - name_len - 1;
+            if (r->adapter)
+                return whyf(why, wn, "server '%s': adapter 'lora:%s' takes no version", srv, r->name);
+            if (!voro_model_version_valid(at + 1, vlen))
+                return whyf(why, wn, "server '%s': bad version '%.*s' of model '%s' (1..31 letters, digits, '_', "
+                                     "'-', '.')",
+                            srv, (int)(vlen > 40 ? 40 : vlen), at + 1, r->name);
+            memcpy(r->version, at + 1, vlen);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(m[j].name, r->name))
+                continue;
+            if (m[j].adapter != r->adapter)
+                return whyf(why, wn, "server '%s': '%s' is declared both as a model and as an adapter", srv, r->name);
+            if (!strcmp(m[j].version, r->version))
+                return whyf(why, wn, "server '%s': model '%s%s%s' listed twice", srv, r->name, *r->version ? "@" : "",
+                            r->version);
+        }
+        *count = i + 1;
+    }
+    return resolve_adapter_bases(m, *count, srv, why, wn);
+}
+
+/* Accepts only http://NUMERIC-HOST:PORT/PATH: scraping must not depend on DNS. */
+static int parse_metrics_url(const char *url, const char *srv, char *out, size_t cap, char *why, size_t wn)
+{
+    char host[VORO_ADDR_TEXT_MAX], sub[200];
+    struct voro_sockaddr sa;
+    if (strlen(url) >= cap)
+        return whyf(why, wn, "server '%s': metrics URL longer than %zu bytes", srv, cap - 1);
+    if (strncmp(url, "http://", 7))
+        return whyf(why, wn, "server '%s': metrics URL '%.80s' must start with http://", srv, url);
+    const char *auth = url + 7;
+    size_t alen = strcspn(auth, "/");
+    if (!auth[alen])
+        return whyf(why, wn, "server '%s': metrics URL '%.80s' needs a path, e.g. http://127.0.0.1:8000/metrics",
+                    srv, url);
+    if (alen >= sizeof(host))
+        return whyf(why, wn, "server '%s': metrics URL host too long", srv);
+    memcpy(host, auth, alen);
+    host[alen] = '\0';
+    if (parse_addr(host, &sa, sub, sizeof(sub)) < 0)
+        return whyf(why, wn, "server '%s': metrics URL: %s", srv, sub);
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+    if ((sa.ss.ss_family == AF_INET && ((struct sockaddr_in *)&sa.ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+        (sa.ss.ss_family == AF_INET6 && !memcmp(&((struct sockaddr_in6 *)&sa.ss)->sin6_addr, &any6, sizeof(any6))))
+        return whyf(why, wn, "server '%s': metrics URL needs a concrete address, not '%s'", srv, host);
+    for (const char *c = auth + alen; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '#')
+            return whyf(why, wn, "server '%s': metrics URL path has an invalid character", srv);
+    snprintf(out, cap, "%s", url);
+    return 0;
+}
+
+/* Parses "ADDR:PORT [weight=N] [models=LIST] [metrics=URL] [capacity=N]" into a new server of `pool`. */
 static int add_server(struct pstate *ps, size_t pool_idx, const char *name, const char *spec, int line, char *why,
                       size_t n)
 {
@@ -813,6 +1049,9 @@ static int add_server(struct pstate *ps, size_t pool_idx, const char *name, cons
     struct voro_server_config srv = {.weight = 1};
     char buf[VORO_INI_LINE_MAX + 1];
     char sub[200];
+    int rc = -EINVAL;
+    bool seen_opt[4] = {false};
+    static const char *const opts[4] = {"weight=", "models=", "metrics=", "capacity="};
     snprintf(buf, sizeof(buf), "%s", spec);
 
     if (!name_ok(name))
@@ -825,25 +1064,68 @@ static int add_server(struct pstate *ps, size_t pool_idx, const char *name, cons
     if (parse_addr(addr, &srv.addr, sub, sizeof(sub)) < 0)
         return whyf(why, n, "server '%s': %s", name, sub);
     for (char *tok; (tok = strtok_r(NULL, " \t", &save));) {
-        uint64_t w;
+        int o = -1;
+        for (int k = 0; k < 4; k++)
+            if (!strncmp(tok, opts[k], strlen(opts[k])))
+                o = k;
+        if (o < 0) {
+            rc = whyf(why, n, "server '%s': unexpected '%.60s' (expected weight=N, models=LIST, metrics=URL or "
+                              "capacity=N)",
+                      name, tok);
+            goto fail;
+        }
+        if (seen_opt[o]) {
+            rc = whyf(why, n, "server '%s': %.*s given twice", name, (int)strlen(opts[o]) - 1, opts[o]);
+            goto fail;
+        }
+        seen_opt[o] = true;
+        const char *val = tok + strlen(opts[o]);
+        uint64_t v;
         const char *end;
-        if (strncmp(tok, "weight=", 7) != 0)
-            return whyf(why, n, "server '%s': unexpected '%.60s' (expected weight=N)", name, tok);
-        if (parse_u64(tok + 7, &w, &end) < 0 || *end || w > 256)
-            return whyf(why, n, "server '%s': bad weight '%.60s' (expected 1..256, or 0 = drained)", name, tok + 7);
-        srv.weight = (uint32_t)w;
+        switch (o) {
+        case 0:
+            if (parse_u64(val, &v, &end) < 0 || *end || v > 256) {
+                rc = whyf(why, n, "server '%s': bad weight '%.60s' (expected 1..256, or 0 = drained)", name, val);
+                goto fail;
+            }
+            srv.weight = (uint32_t)v;
+            break;
+        case 1:
+            rc = parse_models(val, name, &srv.models, &srv.n_models, why, n);
+            if (rc == -ENOMEM)
+                ps->oom = true;
+            if (rc < 0)
+                goto fail;
+            break;
+        case 2:
+            if (parse_metrics_url(val, name, srv.metrics_url, sizeof(srv.metrics_url), why, n) < 0)
+                goto fail;
+            break;
+        case 3:
+            if (parse_u64(val, &v, &end) < 0 || *end || v > 1000000) {
+                rc = whyf(why, n, "server '%s': bad capacity '%.60s' (expected 0..1000000, 0 = learn it)", name, val);
+                goto fail;
+            }
+            srv.capacity = (uint32_t)v;
+            break;
+        }
     }
     for (size_t i = 0; i < pool->n_servers; i++)
-        if (!strcmp(pool->servers[i].name, name))
-            return whyf(why, n, "duplicate server '%s' in pool '%s'", name, pool->name);
-    if (pool->n_servers >= VORO_POOL_MAX_SERVERS)
-        return whyf(why, n, "pool '%s' has more than %d servers", pool->name, VORO_POOL_MAX_SERVERS);
+        if (!strcmp(pool->servers[i].name, name)) {
+            rc = whyf(why, n, "duplicate server '%s' in pool '%s'", name, pool->name);
+            goto fail;
+        }
+    if (pool->n_servers >= VORO_POOL_MAX_SERVERS) {
+        rc = whyf(why, n, "pool '%s' has more than %d servers", pool->name, VORO_POOL_MAX_SERVERS);
+        goto fail;
+    }
     if (pool->n_servers == in->srv_cap) {
         size_t cap = in->srv_cap ? in->srv_cap * 2 : 4;
         struct voro_server_config *s = realloc(pool->servers, cap * sizeof(*s));
         if (!s) {
             ps->oom = true;
-            return whyf(why, n, "out of memory");
+            rc = whyf(why, n, "out of memory");
+            goto fail;
         }
         pool->servers = s;
         in->srv_cap = cap;
@@ -851,6 +1133,9 @@ static int add_server(struct pstate *ps, size_t pool_idx, const char *name, cons
     (void)line;
     pool->servers[pool->n_servers++] = srv;
     return 0;
+fail:
+    free(srv.models);
+    return rc;
 }
 
 static int set_backend(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
@@ -891,9 +1176,182 @@ static int set_balancer(struct pstate *ps, const struct row *r, void *obj, const
     struct voro_pool_config *pool = &ps->cfg->pools[i];
     if (!strcmp(key, "algorithm"))
         return algorithm_value(r, value, &pool->algorithm, why, n);
+    if (!strcmp(key, "hash_key"))
+        return set_hash_key(ps, r, pool, key, value, line, why, n);
     return set_generic(find_row(SEC_POOL, "hash_balance_factor"), pool, value, why, n) < 0
                ? bad_value(why, n, r, value, "expected a number 1.0..100.0")
                : 0;
+}
+
+static int set_hash_key(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                        int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    struct voro_pool_l7_config *l7 = &((struct voro_pool_config *)obj)->l7;
+    const char *name = NULL;
+    enum voro_hash_key k;
+    if (!strcmp(value, "client_ip")) {
+        k = VORO_HASH_CLIENT_IP;
+    } else if (!strcmp(value, "model")) {
+        k = VORO_HASH_MODEL;
+    } else if (!strncmp(value, "header:", 7)) {
+        k = VORO_HASH_HEADER;
+        name = value + 7;
+    } else if (!strncmp(value, "cookie:", 7)) {
+        k = VORO_HASH_COOKIE;
+        name = value + 7;
+    } else {
+        return bad_value(why, n, r, value, "expected client_ip, model, header:NAME or cookie:NAME");
+    }
+    if (name && !token_ok(name, VORO_NAME_MAX - 1))
+        return bad_value(why, n, r, value, "the header or cookie name must be a token of 1..63 characters");
+    l7->hash_key = k;
+    snprintf(l7->hash_key_name, sizeof(l7->hash_key_name), "%s", name ? name : "");
+    return 0;
+}
+
+static int set_health_method(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                             int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    int idx;
+    if (enum_value(r, value, &idx, why, n) < 0)
+        return -EINVAL;
+    snprintf((char *)obj + r->off, sizeof(((struct voro_health_config *)0)->method), "%s", value);
+    return 0;
+}
+
+/* An origin-form path: '/' then visible ASCII; '#' never reaches a server. */
+static int set_url_path(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                        int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    size_t len = strlen(value);
+    if (value[0] != '/')
+        return bad_value(why, n, r, value, "a path starts with '/'");
+    if ((double)len > r->max) {
+        char reason[64];
+        snprintf(reason, sizeof(reason), "longer than %.0f bytes", r->max);
+        return bad_value(why, n, r, value, reason);
+    }
+    for (const char *c = value; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '#')
+            return bad_value(why, n, r, value, "a path has no spaces, '#' or non-ASCII bytes");
+    memcpy((char *)obj + r->off, value, len + 1);
+    return 0;
+}
+
+static int set_route_host(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                          int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    char *field = (char *)obj + r->off;
+    size_t len = strlen(value);
+    const char *h = value;
+    if (!len || (double)len > r->max)
+        return bad_value(why, n, r, value, "expected 1..127 characters");
+    if (h[0] == '[') {
+        struct voro_sockaddr sa;
+        char tmp[160], sub[160];
+        snprintf(tmp, sizeof(tmp), "%s:1", value);
+        if (value[len - 1] != ']' || parse_addr(tmp, &sa, sub, sizeof(sub)) < 0)
+            return bad_value(why, n, r, value, "expected a host name, *.domain, an IPv4 address or [IPv6]");
+    } else {
+        if (!strncmp(h, "*.", 2))
+            h += 2;
+        if (!*h || *h == '.' || h[strlen(h) - 1] == '.')
+            return bad_value(why, n, r, value, "expected a host name, *.domain, an IPv4 address or [IPv6]");
+        for (const char *c = h; *c; c++)
+            if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
+                return bad_value(why, n, r, value,
+                                 "a host has letters, digits, '-' and '.' (no port; '*.' only as the first label)");
+    }
+    for (size_t i = 0; i <= len; i++)
+        field[i] = (char)tolower((unsigned char)value[i]);
+    return 0;
+}
+
+static int set_route_methods(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                             int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"};
+    uint32_t bits = 0;
+    const char *p = value;
+    for (;;) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, ",");
+        size_t tl = len;
+        while (tl && (p[tl - 1] == ' ' || p[tl - 1] == '\t'))
+            tl--;
+        int found = -1;
+        for (int i = 0; i < 8; i++)
+            if (strlen(names[i]) == tl && !memcmp(names[i], p, tl))
+                found = i;
+        if (found < 0) {
+            char reason[160];
+            snprintf(reason, sizeof(reason), "unknown method '%.*s' (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or "
+                                             "OTHER, comma-separated)",
+                     (int)(tl > 20 ? 20 : tl), p);
+            return bad_value(why, n, r, value, reason);
+        }
+        bits |= 1u << found;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *(uint32_t *)((char *)obj + r->off) = bits;
+    return 0;
+}
+
+static int set_route_header(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                            int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    struct voro_route_config *rt = obj;
+    size_t nlen = strcspn(value, ":");
+    char name[sizeof(rt->header_name)];
+    if (!nlen || nlen >= sizeof(name))
+        return bad_value(why, n, r, value, "expected NAME: VALUE or NAME (a header name of 1..63 characters)");
+    memcpy(name, value, nlen);
+    name[nlen] = '\0';
+    if (!token_ok(name, sizeof(name) - 1))
+        return bad_value(why, n, r, value, "the header name must be a token (letters, digits, !#$%&'*+-.^_`|~)");
+    const char *v = "";
+    size_t vlen = 0;
+    if (value[nlen] == ':') {
+        v = value + nlen + 1;
+        v += strspn(v, " \t");
+        vlen = strlen(v);
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            vlen--;
+        if (!vlen)
+            return bad_value(why, n, r, value, "empty value after ':' (write NAME alone to require presence)");
+        if (vlen >= sizeof(rt->header_value))
+            return bad_value(why, n, r, value, "the value is longer than 127 bytes");
+    }
+    memcpy(rt->header_name, name, nlen + 1);
+    memcpy(rt->header_value, v, vlen);
+    rt->header_value[vlen] = '\0';
+    return 0;
+}
+
+static int set_route_model(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                           int line, char *why, size_t n)
+{
+    (void)ps, (void)key, (void)line;
+    char *field = (char *)obj + r->off;
+    size_t len = strlen(value);
+    if (strcmp(value, "*")) {
+        const char *at = strchr(value, '@');
+        size_t nl = at ? (size_t)(at - value) : len;
+        if (!voro_model_name_valid(value, nl) || (at && !voro_model_version_valid(at + 1, len - nl - 1)))
+            return bad_value(why, n, r, value,
+                             "expected *, NAME or NAME@VERSION (a name has 1..63 letters, digits, '_', '-', '.', '/', "
+                             "':'; a version 1..31 letters, digits, '_', '-', '.')");
+    }
+    memcpy(field, value, len + 1);
+    return 0;
 }
 
 static int set_bind_override(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
@@ -1004,7 +1462,9 @@ static void unknown_key(struct pstate *ps, int line, enum section sec, const cha
     char where[VORO_NAME_MAX + 16];
     if (g_sections[sec].named)
         snprintf(where, sizeof(where), "%s %s", g_sections[sec].name,
-                 sec == SEC_POOL ? ps->cfg->pools[ps->cur_idx].name : ps->cfg->listeners[ps->cur_idx].name);
+                 sec == SEC_POOL    ? ps->cfg->pools[ps->cur_idx].name
+                 : sec == SEC_ROUTE ? ps->cfg->routes[ps->cur_idx].name
+                                    : ps->cfg->listeners[ps->cur_idx].name);
     else
         snprintf(where, sizeof(where), "%s", g_sections[sec].name);
     if (best && close_enough(key, best_d))
@@ -1031,7 +1491,7 @@ static void unknown_section(struct pstate *ps, int line, const char *name)
     else
         add_error(ps, line,
                   "unknown section [%.80s]; valid sections: server, backend, balancer, limit, monitor, node, "
-                  "timeouts, listener NAME, pool NAME",
+                  "timeouts, listener NAME, pool NAME, http, route NAME",
                   name);
 }
 
@@ -1064,6 +1524,45 @@ static bool group_pool(enum section s)
 static bool group_listener(enum section s)
 {
     return s == SEC_LISTENER;
+}
+
+static bool group_route(enum section s)
+{
+    return s == SEC_ROUTE;
+}
+
+static int add_route(struct pstate *ps, const char *name, int line)
+{
+    struct voro_config *cfg = ps->cfg;
+    if (cfg->n_routes >= MAX_ROUTES)
+        return -E2BIG;
+    if (cfg->n_routes == ps->rcap) {
+        size_t cap = ps->rcap ? ps->rcap * 2 : 4;
+        struct voro_route_config *r = realloc(cfg->routes, cap * sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        cfg->routes = r;
+        struct inst *in = realloc(ps->rinst, cap * sizeof(*in));
+        if (!in)
+            return -ENOMEM;
+        ps->rinst = in;
+        ps->rcap = cap;
+    }
+    size_t i = cfg->n_routes++;
+    memset(&cfg->routes[i], 0, sizeof(cfg->routes[i]));
+    memset(&ps->rinst[i], 0, sizeof(ps->rinst[i]));
+    snprintf(cfg->routes[i].name, sizeof(cfg->routes[i].name), "%s", name);
+    cfg->routes[i].line = line;
+    apply_defaults(ps, group_route, &cfg->routes[i]);
+    return (int)i;
+}
+
+static int find_route(const struct voro_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if (!strcmp(cfg->routes[i].name, name))
+            return (int)i;
+    return -1;
 }
 
 static void pool_defaults(struct pstate *ps, struct voro_pool_config *pool)
@@ -1134,7 +1633,15 @@ static void on_section(struct pstate *ps, const struct voro_ini_event *ev)
         return;
     }
     int idx;
-    if (sec == SEC_LISTENER) {
+    if (sec == SEC_ROUTE) {
+        int old = find_route(ps->cfg, ev->name);
+        if (old >= 0) {
+            add_error(ps, ev->line, "duplicate route '%s' (first defined at line %d)", ev->name,
+                      ps->cfg->routes[old].line);
+            return;
+        }
+        idx = add_route(ps, ev->name, ev->line);
+    } else if (sec == SEC_LISTENER) {
         int old = find_listener(ps->cfg, ev->name);
         if (old >= 0) {
             add_error(ps, ev->line, "duplicate listener '%s' (first defined at line %d)", ev->name,
@@ -1162,7 +1669,7 @@ static void on_section(struct pstate *ps, const struct voro_ini_event *ev)
     }
     if (idx < 0) {
         add_error(ps, ev->line, "too many [%s] sections (at most %d)", ev->section,
-                  sec == SEC_LISTENER ? MAX_LISTENERS : MAX_POOLS);
+                  sec == SEC_LISTENER ? MAX_LISTENERS : sec == SEC_ROUTE ? MAX_ROUTES : MAX_POOLS);
         return;
     }
     ps->cur = (enum section)sec;
@@ -1180,12 +1687,14 @@ static void on_key(struct pstate *ps, const struct voro_ini_event *ev)
     }
     int *seen = ps->cur == SEC_LISTENER ? ps->linst[ps->cur_idx].seen
                 : ps->cur == SEC_POOL   ? ps->pinst[ps->cur_idx].seen
+                : ps->cur == SEC_ROUTE  ? ps->rinst[ps->cur_idx].seen
                                         : ps->seen;
     size_t ri = row_index(r);
     if (!(r->flags & (F_REPEAT | F_PATTERN))) {
         if (seen[ri]) {
             const char *inst = ps->cur == SEC_LISTENER ? ps->cfg->listeners[ps->cur_idx].name
                                : ps->cur == SEC_POOL   ? ps->cfg->pools[ps->cur_idx].name
+                               : ps->cur == SEC_ROUTE  ? ps->cfg->routes[ps->cur_idx].name
                                                        : NULL;
             add_error(ps, ev->line, "duplicate key '%s' in [%s%s%s] (first set at line %d)", ev->key,
                       g_sections[ps->cur].name, inst ? " " : "", inst ? inst : "", seen[ri]);
@@ -1196,6 +1705,7 @@ static void on_key(struct pstate *ps, const struct voro_ini_event *ev)
         seen[ri] = ev->line;
     void *obj = ps->cur == SEC_LISTENER ? (void *)&ps->cfg->listeners[ps->cur_idx]
                 : ps->cur == SEC_POOL   ? (void *)&ps->cfg->pools[ps->cur_idx]
+                : ps->cur == SEC_ROUTE  ? (void *)&ps->cfg->routes[ps->cur_idx]
                                         : (void *)ps->cfg;
     char why[512];
     int rc = r->set ? r->set(ps, r, obj, ev->key, ev->value, ev->line, why, sizeof(why))
@@ -1348,6 +1858,8 @@ static void check_listeners(struct pstate *ps)
                   "no listener: set [server] port or add a [listener NAME] section");
 }
 
+static void check_health(struct pstate *ps, size_t i);
+
 static void check_pools(struct pstate *ps)
 {
     struct voro_config *cfg = ps->cfg;
@@ -1356,10 +1868,114 @@ static void check_pools(struct pstate *ps)
         struct voro_pool_config *p = &cfg->pools[i];
         if (!ps->pinst[i].seen[ct_row])
             p->connect_timeout_ms = cfg->connect_timeout_ms;
+        check_health(ps, i);
         if (!p->n_servers)
             add_error(ps, p->line, "pool '%s' has no servers%s", p->name,
                       ps->pinst[i].implicit ? " (add NAME = ADDR:PORT lines under [backend])"
                                             : " (add server = NAME ADDR:PORT)");
+    }
+}
+
+static void check_health(struct pstate *ps, size_t i)
+{
+    const struct voro_pool_config *p = &ps->cfg->pools[i];
+    const int *seen = ps->pinst[i].seen;
+    static const char *const http_keys[] = {"health_method", "health_path", "health_expect_status",
+                                            "health_expect_body"};
+    if (p->health.type != VORO_HEALTH_CHECK_HTTP)
+        for (size_t k = 0; k < sizeof(http_keys) / sizeof(http_keys[0]); k++) {
+            int l = seen_line(ps, seen, SEC_POOL, http_keys[k]);
+            if (l)
+                add_error(ps, l, "pool '%s': %s has no effect unless health_check = http", p->name, http_keys[k]);
+        }
+    int script_line = seen_line(ps, seen, SEC_POOL, "health_script");
+    if (p->health.type == VORO_HEALTH_CHECK_SCRIPT && !script_line) {
+        int l = seen_line(ps, seen, SEC_POOL, "health_check");
+        add_error(ps, l ? l : p->line, "pool '%s': health_check = script needs health_script = COMMAND", p->name);
+    }
+    if (p->health.type != VORO_HEALTH_CHECK_SCRIPT && script_line)
+        add_error(ps, script_line, "pool '%s': health_script has no effect unless health_check = script", p->name);
+}
+
+/* The pool index for `name`, or -1 after reporting it (with the nearest pool name). */
+static int resolve_pool(struct pstate *ps, const char *what, const char *name, int line)
+{
+    int p = find_pool(ps->cfg, name);
+    if (p >= 0)
+        return p;
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t k = 0; k < ps->cfg->n_pools; k++) {
+        size_t d = edit_distance(name, ps->cfg->pools[k].name);
+        if (d < best_d) {
+            best_d = d;
+            best = ps->cfg->pools[k].name;
+        }
+    }
+    if (best && close_enough(name, best_d))
+        add_error(ps, line, "%s uses unknown pool '%s'; did you mean '%s'?", what, name, best);
+    else
+        add_error(ps, line, "%s uses unknown pool '%s'", what, name);
+    return -1;
+}
+
+static bool pool_declares(const struct voro_pool_config *p, const char *model)
+{
+    for (size_t s = 0; s < p->n_servers; s++)
+        for (size_t m = 0; m < p->servers[s].n_models; m++)
+            if (voro_model_ref_match(&p->servers[s].models[m], model, strlen(model)))
+                return true;
+    return false;
+}
+
+static void check_routes(struct pstate *ps)
+{
+    struct voro_config *cfg = ps->cfg;
+    bool any_http = false;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        any_http |= cfg->listeners[i].mode == VORO_MODE_HTTP;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        struct voro_route_config *r = &cfg->routes[i];
+        const int *seen = ps->rinst[i].seen;
+        char what[VORO_NAME_MAX + 16];
+        snprintf(what, sizeof(what), "route '%s'", r->name);
+        int pool_line = seen_line(ps, seen, SEC_ROUTE, "pool");
+        int p = -1;
+        if (!pool_line)
+            add_error(ps, r->line, "route '%s' has no pool (pool = NAME)", r->name);
+        else if ((p = resolve_pool(ps, what, r->pool_name, pool_line)) >= 0)
+            r->pool_index = (size_t)p;
+        int lis_line = seen_line(ps, seen, SEC_ROUTE, "listener");
+        if (lis_line) {
+            int li = find_listener(cfg, r->listener);
+            if (li < 0)
+                add_error(ps, lis_line, "route '%s' uses unknown listener '%s'", r->name, r->listener);
+            else if (cfg->listeners[li].mode != VORO_MODE_HTTP)
+                add_error(ps, lis_line, "route '%s': listener '%s' has mode %s; routes apply only to mode = http "
+                                        "listeners",
+                          r->name, r->listener, voro_listener_mode_name(cfg->listeners[li].mode));
+        } else if (!any_http && cfg->n_listeners) {
+            add_error(ps, r->line, "route '%s' applies to no listener: no listener has mode = http", r->name);
+        }
+        int model_line = seen_line(ps, seen, SEC_ROUTE, "model");
+        if (p >= 0 && model_line && strcmp(r->model, "*") && !cfg->pools[p].l7.learn_models &&
+            !pool_declares(&cfg->pools[p], r->model))
+            add_error(ps, model_line,
+                      "route '%s': no server of pool '%s' declares model '%s' (add it to a server's models= or set "
+                      "learn_models = true in the pool)",
+                      r->name, r->pool_name, r->model);
+    }
+}
+
+static void check_http(struct pstate *ps)
+{
+    const struct voro_http_config *h = &ps->cfg->http;
+    if (h->max_request_line > h->max_header_bytes) {
+        int l = seen_line(ps, ps->seen, SEC_HTTP, "max_request_line");
+        if (!l)
+            l = seen_line(ps, ps->seen, SEC_HTTP, "max_header_bytes");
+        add_error(ps, l, "[http] max_request_line (%u) is larger than max_header_bytes (%u)", h->max_request_line,
+                  h->max_header_bytes);
     }
 }
 
@@ -1369,9 +1985,13 @@ void voro_config_free(struct voro_config *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < cfg->n_pools; i++)
+    for (size_t i = 0; i < cfg->n_pools; i++) {
+        for (size_t j = 0; j < cfg->pools[i].n_servers; j++)
+            free(cfg->pools[i].servers[j].models);
         free(cfg->pools[i].servers);
+    }
     free(cfg->pools);
+    free(cfg->routes);
     free(cfg->listeners);
     free(cfg->source_path);
     free(cfg);
@@ -1454,6 +2074,8 @@ int voro_config_parse(const char *name, const char *text, size_t len, struct vor
     node_defaults(ps);
     check_pools(ps);
     check_listeners(ps);
+    check_routes(ps);
+    check_http(ps);
 
     if (ps->oom) {
         rc = -ENOMEM;
@@ -1467,6 +2089,7 @@ out_free:
     if (ps) {
         free(ps->linst);
         free(ps->pinst);
+        free(ps->rinst);
         free(ps->ovr);
         free(ps);
     }

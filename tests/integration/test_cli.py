@@ -76,6 +76,10 @@ def case_check_http_mode(r):
     text = "[server]\nport = 8080\nmode = gopher\n[backend]\nb1 = 127.0.0.1:9001\n"
     rc, _, err = run([r.args.voro, "-t", "CONF"], text)
     assert rc == 2 and err.startswith("CONF:3:") and "gopher" in err, err
+    # the L7 algorithms parse now; an unknown one is refused with the list that includes them
+    text = "[server]\nport = 8080\n[backend]\nb1 = 127.0.0.1:9001\n[balancer]\nalgorithm = random\n"
+    rc, _, err = run([r.args.voro, "-t", "CONF"], text)
+    assert rc == 2 and "CONF:6:" in err and "gpu_aware" in err, err
 
 
 def case_bind_failure(r):

@@ -286,7 +286,7 @@ static void test_values(void **state)
         voro_config_free(cfg);
     }
     expect_error(BASE "[server]\nbuffer_size = 16kb\n",
-                 "t.conf:7: bad value '16kb' for buffer_size in [server]: unknown suffix 'kb' (use k or m)");
+                 "t.conf:7: bad value '16kb' for buffer_size in [server]: unknown suffix 'kb' (use k, m, g or t)");
     expect_error(BASE "[server]\nbuffer_size = 2m\n",
                  "t.conf:7: bad value '2m' for buffer_size in [server]: out of range 1024..1048576 bytes");
     expect_error(BASE "[server]\nbuffers = 1000\n",
@@ -319,18 +319,32 @@ static void test_threads(void **state)
 static void test_algorithms(void **state)
 {
     (void)state;
-    expect_error("[server]\nport = 8080\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = gpu_aware\n",
-                 "t.conf:6: algorithm 'gpu_aware' is not available yet (it comes with the L7 gateway); use "
-                 "round_robin, least_connections, consistent_hash or power_of_two");
-    expect_error(BASE "algorithm = ewma\n",
-                 "t.conf:6: algorithm 'ewma' is not available yet (it comes with the L7 gateway); use round_robin, "
-                 "least_connections, consistent_hash or power_of_two");
-    expect_error(BASE "algorithm = queue_length\n",
-                 "t.conf:6: algorithm 'queue_length' is not available yet (it comes with the L7 gateway); use "
-                 "round_robin, least_connections, consistent_hash or power_of_two");
+    static const struct {
+        const char *name;
+        enum voro_lb_algorithm algo;
+    } algos[] = {{"round_robin", VORO_LB_ROUND_ROBIN},       {"least_connections", VORO_LB_LEAST_CONNECTIONS},
+                 {"consistent_hash", VORO_LB_CONSISTENT_HASH}, {"power_of_two", VORO_LB_POWER_OF_TWO},
+                 {"ewma", VORO_LB_EWMA},                       {"queue_length", VORO_LB_QUEUE_LENGTH},
+                 {"gpu_aware", VORO_LB_GPU_AWARE}};
+    for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), BASE "algorithm = %s\n", algos[i].name);
+        struct voro_config *cfg = parse_ok(text);
+        assert_int_equal(cfg->pools[0].algorithm, algos[i].algo);
+        assert_string_equal(voro_lb_algorithm_name(cfg->pools[0].algorithm), algos[i].name);
+        voro_config_free(cfg);
+        snprintf(text, sizeof(text), "[server]\nport = 8080\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = %s\n",
+                 algos[i].name);
+        cfg = parse_ok(text);
+        assert_int_equal(cfg->pools[0].algorithm, algos[i].algo);
+        voro_config_free(cfg);
+    }
     expect_error(BASE "algorithm = random\n",
                  "t.conf:6: bad value 'random' for algorithm in [pool]: expected one of "
-                 "round_robin|least_connections|consistent_hash|power_of_two");
+                 "round_robin|least_connections|consistent_hash|power_of_two|ewma|queue_length|gpu_aware");
+    expect_error("[server]\nport = 8080\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = GPU_aware\n",
+                 "t.conf:6: bad value 'GPU_aware' for algorithm in [balancer]: expected one of "
+                 "round_robin|least_connections|consistent_hash|power_of_two|ewma|queue_length|gpu_aware");
 }
 
 static void test_syntax_errors(void **state)
@@ -372,7 +386,7 @@ static void test_unknown_and_suggestions(void **state)
     expect_error(BASE "[limits]\nmax_connections = 1\n", "t.conf:6: unknown section [limits]; did you mean [limit]?");
     expect_error(BASE "[frontend]\n",
                  "t.conf:6: unknown section [frontend]; valid sections: server, backend, balancer, limit, monitor, "
-                 "node, timeouts, listener NAME, pool NAME");
+                 "node, timeouts, listener NAME, pool NAME, http, route NAME");
     expect_error(BASE "[pool]\n", "t.conf:6: section [pool] needs a name: [pool NAME]");
     expect_error(BASE "[limit x]\n", "t.conf:6: section [limit] takes no name (got 'x')");
     expect_error(BASE "[node]\nbnd.l = 127.0.0.1:1\n",
@@ -450,7 +464,8 @@ static void test_servers(void **state)
     (void)state;
     expect_error(BASE "server = s2 127.0.0.1:1 weight=257\n",
                  "t.conf:6: server 's2': bad weight '257' (expected 1..256, or 0 = drained)");
-    expect_error(BASE "server = s2 127.0.0.1:1 prio=1\n", "t.conf:6: server 's2': unexpected 'prio=1' (expected weight=N)");
+    expect_error(BASE "server = s2 127.0.0.1:1 prio=1\n", "t.conf:6: server 's2': unexpected 'prio=1' (expected weight=N, "
+                 "models=LIST, metrics=URL or capacity=N)");
     expect_error(BASE "server = 127.0.0.1:1\n",
                  "t.conf:6: bad server '127.0.0.1:1' in [pool p]: expected NAME ADDR:PORT [weight=N]");
     expect_error(BASE "server = a:b 127.0.0.1:1\n",
@@ -585,6 +600,422 @@ static void test_load(void **state)
     assert_string_equal(errs.items[0].message, expected);
     voro_config_errors_free(&errs);
     unlink(path);
+}
+
+/* ---- L7: server options, pool keys, [http], [route NAME] ---- */
+
+/* 9 lines, ending inside [pool p] */
+#define HTTP_BASE "[listener h]\nmode = http\nbind = 127.0.0.1:8090\npool = p\n" BASE
+
+static void test_l7_defaults(void **state)
+{
+    (void)state;
+    struct voro_config *cfg = parse_ok(BASE);
+    const struct voro_pool_config *p = &cfg->pools[0];
+    assert_int_equal(p->l7.hash_key, VORO_HASH_CLIENT_IP);
+    assert_string_equal(p->l7.hash_key_name, "");
+    assert_string_equal(p->health.method, "GET");
+    assert_string_equal(p->health.path, "/health");
+    assert_int_equal(p->health.expect_status, 200);
+    assert_string_equal(p->health.expect_body, "");
+    assert_string_equal(p->health.script, "");
+    assert_int_equal(p->l7.eject_consecutive, 5);
+    assert_int_equal(p->l7.eject_base_ms, 10000);
+    assert_int_equal(p->l7.eject_max_percent, 50);
+    assert_int_equal(p->l7.slow_start_ms, 0);
+    assert_false(p->l7.warmup);
+    assert_true(p->l7.learn_models);
+    assert_int_equal(p->l7.metrics_interval_ms, 1000);
+    assert_int_equal(p->l7.metrics_stale_ms, 3000);
+    assert_int_equal(p->l7.upstream_max_idle, 32);
+    assert_int_equal(p->l7.upstream_idle_timeout_ms, 4000);
+    const struct voro_server_config *s = &p->servers[0];
+    assert_null(s->models);
+    assert_int_equal(s->n_models, 0);
+    assert_string_equal(s->metrics_url, "");
+    assert_int_equal(s->capacity, 0);
+    const struct voro_http_config *h = &cfg->http;
+    assert_int_equal(h->max_request_line, 8192);
+    assert_int_equal(h->max_header_bytes, 32768);
+    assert_int_equal(h->max_headers, 100);
+    assert_true(h->max_body == 0);
+    assert_int_equal(h->header_timeout_ms, 10000);
+    assert_int_equal(h->body_timeout_ms, 30000);
+    assert_int_equal(h->response_timeout_ms, 300000);
+    assert_int_equal(h->keepalive_timeout_ms, 60000);
+    assert_true(h->add_request_id);
+    assert_string_equal(h->via, "voro");
+    assert_int_equal(cfg->n_routes, 0);
+    assert_null(cfg->routes);
+    voro_config_free(cfg);
+
+    cfg = parse_ok(HTTP_BASE "[route r]\npool = p\n");
+    assert_int_equal(cfg->listeners[0].mode, VORO_MODE_HTTP);
+    assert_int_equal(cfg->n_routes, 1);
+    const struct voro_route_config *r = &cfg->routes[0];
+    assert_string_equal(r->name, "r");
+    assert_string_equal(r->listener, "");
+    assert_string_equal(r->host, "");
+    assert_string_equal(r->path_prefix, "");
+    assert_int_equal(r->methods, 0);
+    assert_string_equal(r->header_name, "");
+    assert_string_equal(r->header_value, "");
+    assert_string_equal(r->model, "");
+    assert_string_equal(r->pool_name, "p");
+    assert_int_equal(r->pool_index, 0);
+    assert_false(r->rewrite_model);
+    assert_int_equal(r->body_limit, 1048576);
+    assert_int_equal(r->line, 10);
+    voro_config_free(cfg);
+}
+
+static void test_server_options(void **state)
+{
+    (void)state;
+    struct voro_config *cfg = parse_ok(
+        BASE "server = g1 127.0.0.1:9002 models=llama,llama-3,llama@v2,lora:llama-3-sql,lora:other,meta/x:8b "
+             "metrics=http://127.0.0.1:9002/metrics capacity=64 weight=3\n"
+             "server = g2 [::1]:9003 metrics=http://[::1]:9003/m?x=1 models=lora:zed,b\n"
+             "[backend]\nbk = 127.0.0.1:9004 models=m1 capacity=0\n[server]\nport = 8081\n");
+    const struct voro_server_config *s = &cfg->pools[0].servers[1];
+    assert_int_equal(s->weight, 3);
+    assert_int_equal(s->capacity, 64);
+    assert_string_equal(s->metrics_url, "http://127.0.0.1:9002/metrics");
+    assert_int_equal(s->n_models, 6);
+    assert_string_equal(s->models[0].name, "llama");
+    assert_string_equal(s->models[0].version, "");
+    assert_false(s->models[0].adapter);
+    assert_string_equal(s->models[2].name, "llama");
+    assert_string_equal(s->models[2].version, "v2");
+    assert_string_equal(s->models[3].name, "llama-3-sql");
+    assert_true(s->models[3].adapter);
+    assert_string_equal(s->models[3].base, "llama-3"); /* longest prefix followed by '-' */
+    assert_string_equal(s->models[4].name, "other");
+    assert_string_equal(s->models[4].base, "llama"); /* no prefix: first declared model */
+    assert_string_equal(s->models[5].name, "meta/x:8b");
+    assert_string_equal(s->models[0].base, "");
+    s = &cfg->pools[0].servers[2];
+    assert_string_equal(s->metrics_url, "http://[::1]:9003/m?x=1");
+    assert_string_equal(s->models[0].base, "b"); /* the first non-adapter, declared later */
+    const struct voro_pool_config *d = &cfg->pools[1];
+    assert_string_equal(d->name, "default");
+    assert_string_equal(d->servers[0].models[0].name, "m1");
+    voro_config_free(cfg);
+
+    expect_error(BASE "server = s2 127.0.0.1:1 models=\n", "t.conf:6: server 's2': empty model name in models=");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a,,b\n", "t.conf:6: server 's2': empty model name in models=");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a b\n",
+                 "t.conf:6: server 's2': unexpected 'b' (expected weight=N, models=LIST, metrics=URL or capacity=N)");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a$b\n",
+                 "t.conf:6: server 's2': bad model name 'a$b' (1..63 letters, digits, '_', '-', '.', '/', ':')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=@v1\n",
+                 "t.conf:6: server 's2': bad model name '' (1..63 letters, digits, '_', '-', '.', '/', ':')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=lora:\n",
+                 "t.conf:6: server 's2': bad model name 'lora:' (1..63 letters, digits, '_', '-', '.', '/', ':')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models="
+                      "a234567890123456789012345678901234567890123456789012345678901234\n",
+                 "t.conf:6: server 's2': bad model name 'a234567890123456789012345678901234567890123456789012345678901234'"
+                 " (1..63 letters, digits, '_', '-', '.', '/', ':')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a@\n",
+                 "t.conf:6: server 's2': bad version '' of model 'a' (1..31 letters, digits, '_', '-', '.')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a@v/1\n",
+                 "t.conf:6: server 's2': bad version 'v/1' of model 'a' (1..31 letters, digits, '_', '-', '.')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a@12345678901234567890123456789012\n",
+                 "t.conf:6: server 's2': bad version '12345678901234567890123456789012' of model 'a' (1..31 letters, "
+                 "digits, '_', '-', '.')");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a,lora:a-x@v1\n",
+                 "t.conf:6: server 's2': adapter 'lora:a-x' takes no version");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a,b,a\n", "t.conf:6: server 's2': model 'a' listed twice");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a@v1,a@v1\n", "t.conf:6: server 's2': model 'a@v1' listed twice");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a,lora:a\n",
+                 "t.conf:6: server 's2': 'a' is declared both as a model and as an adapter");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=lora:a-sql\n",
+                 "t.conf:6: server 's2': adapter 'lora:a-sql' needs a base model in the same models= list");
+    expect_error(BASE "server = s2 127.0.0.1:1 models=a weight=1 models=b\n", "t.conf:6: server 's2': models given twice");
+    expect_error(BASE "server = s2 127.0.0.1:1 weight=1 weight=2\n", "t.conf:6: server 's2': weight given twice");
+    expect_error(BASE "server = s2 127.0.0.1:1 capacity=1000001\n",
+                 "t.conf:6: server 's2': bad capacity '1000001' (expected 0..1000000, 0 = learn it)");
+    expect_error(BASE "server = s2 127.0.0.1:1 capacity=x\n",
+                 "t.conf:6: server 's2': bad capacity 'x' (expected 0..1000000, 0 = learn it)");
+    expect_error(BASE "server = s2 127.0.0.1:1 metrics=https://127.0.0.1:1/metrics\n",
+                 "t.conf:6: server 's2': metrics URL 'https://127.0.0.1:1/metrics' must start with http://");
+    expect_error(BASE "server = s2 127.0.0.1:1 metrics=http://127.0.0.1:1\n",
+                 "t.conf:6: server 's2': metrics URL 'http://127.0.0.1:1' needs a path, e.g. "
+                 "http://127.0.0.1:8000/metrics");
+    expect_error(BASE "server = s2 127.0.0.1:1 metrics=http://gpu1:8000/metrics\n",
+                 "t.conf:6: server 's2': metrics URL: 'gpu1' is a hostname; only numeric addresses are accepted (no "
+                 "DNS), e.g. 127.0.0.1");
+    expect_error(BASE "server = s2 127.0.0.1:1 metrics=http://127.0.0.1/metrics\n",
+                 "t.conf:6: server 's2': metrics URL: missing ':PORT' in '127.0.0.1'");
+    expect_error(BASE "server = s2 127.0.0.1:1 metrics=http://*:80/metrics\n",
+                 "t.conf:6: server 's2': metrics URL needs a concrete address, not '*:80'");
+    expect_error(BASE "server = s2 127.0.0.1:1 metrics=http://127.0.0.1:80/m#x\n",
+                 "t.conf:6: server 's2': metrics URL path has an invalid character");
+    expect_error("[server]\nport = 1\n[backend]\nb1 = 127.0.0.1:80 models=x@\n",
+                 "t.conf:4: server 'b1': bad version '' of model 'x' (1..31 letters, digits, '_', '-', '.')");
+
+    /* at most 64 models */
+    char text[2048];
+    size_t n = (size_t)snprintf(text, sizeof(text), BASE "server = s2 127.0.0.1:1 models=m0");
+    for (int i = 1; i < 64; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, ",m%d", i);
+    snprintf(text + n, sizeof(text) - n, "\n");
+    cfg = parse_ok(text);
+    assert_int_equal(cfg->pools[0].servers[1].n_models, 64);
+    voro_config_free(cfg);
+    snprintf(text + n, sizeof(text) - n, ",m64\n");
+    expect_error(text, "t.conf:6: server 's2': more than 64 models");
+}
+
+static void test_l7_pool_keys(void **state)
+{
+    (void)state;
+    struct voro_config *cfg = parse_ok(
+        BASE "algorithm = consistent_hash\nhash_key = header:X-User\nhealth_check = http\nhealth_method = HEAD\n"
+             "health_path = /v1/models?x=1\nhealth_expect_status = 204\nhealth_expect_body = \"ok\"\n"
+             "eject_consecutive = 0\neject_base_time = 1s\neject_max_percent = 100\nslow_start = 30s\n"
+             "warmup = yes\nlearn_models = off\nmetrics_interval = 100ms\nmetrics_stale = 1h\n"
+             "upstream_max_idle = 0\nupstream_idle_timeout = 1ms\n"
+             "[pool q]\nserver = a 127.0.0.1:2\nhash_key = cookie:sid\nhealth_check = script\n"
+             "health_script = /bin/check {host} {port}\n"
+             "[pool r]\nserver = a 127.0.0.1:2\nhash_key = model\n"
+             "[pool s]\nserver = a 127.0.0.1:2\nhash_key = client_ip\nhealth_check = none\n");
+    const struct voro_pool_config *p = &cfg->pools[0];
+    assert_int_equal(p->l7.hash_key, VORO_HASH_HEADER);
+    assert_string_equal(p->l7.hash_key_name, "X-User");
+    assert_int_equal(p->health.type, VORO_HEALTH_CHECK_HTTP);
+    assert_string_equal(p->health.method, "HEAD");
+    assert_string_equal(p->health.path, "/v1/models?x=1");
+    assert_int_equal(p->health.expect_status, 204);
+    assert_string_equal(p->health.expect_body, "\"ok\"");
+    assert_int_equal(p->l7.eject_consecutive, 0);
+    assert_int_equal(p->l7.eject_base_ms, 1000);
+    assert_int_equal(p->l7.eject_max_percent, 100);
+    assert_int_equal(p->l7.slow_start_ms, 30000);
+    assert_true(p->l7.warmup);
+    assert_false(p->l7.learn_models);
+    assert_int_equal(p->l7.metrics_interval_ms, 100);
+    assert_int_equal(p->l7.metrics_stale_ms, 3600000);
+    assert_int_equal(p->l7.upstream_max_idle, 0);
+    assert_int_equal(p->l7.upstream_idle_timeout_ms, 1);
+    p = &cfg->pools[1];
+    assert_int_equal(p->l7.hash_key, VORO_HASH_COOKIE);
+    assert_string_equal(p->l7.hash_key_name, "sid");
+    assert_int_equal(p->health.type, VORO_HEALTH_CHECK_SCRIPT);
+    assert_string_equal(p->health.script, "/bin/check {host} {port}");
+    assert_int_equal(cfg->pools[2].l7.hash_key, VORO_HASH_MODEL);
+    assert_int_equal(cfg->pools[3].l7.hash_key, VORO_HASH_CLIENT_IP);
+    assert_int_equal(cfg->pools[3].health.type, VORO_HEALTH_CHECK_NONE);
+    voro_config_free(cfg);
+
+    cfg = parse_ok("[server]\nport = 1\n[backend]\nb = 127.0.0.1:1\n[balancer]\nalgorithm = consistent_hash\n"
+                   "hash_key = cookie:session\n");
+    assert_int_equal(cfg->pools[0].l7.hash_key, VORO_HASH_COOKIE);
+    assert_string_equal(cfg->pools[0].l7.hash_key_name, "session");
+    voro_config_free(cfg);
+
+    expect_error(BASE "hash_key = ip\n",
+                 "t.conf:6: bad value 'ip' for hash_key in [pool]: expected client_ip, model, header:NAME or "
+                 "cookie:NAME");
+    expect_error(BASE "hash_key = header:\n",
+                 "t.conf:6: bad value 'header:' for hash_key in [pool]: the header or cookie name must be a token of "
+                 "1..63 characters");
+    expect_error(BASE "hash_key = cookie:a;b\n",
+                 "t.conf:6: bad value 'cookie:a;b' for hash_key in [pool]: the header or cookie name must be a token "
+                 "of 1..63 characters");
+    expect_error("[server]\nport = 1\n[backend]\nb = 127.0.0.1:1\n[balancer]\nhash_key = nope\n",
+                 "t.conf:6: bad value 'nope' for hash_key in [balancer]: expected client_ip, model, header:NAME or "
+                 "cookie:NAME");
+    expect_error(BASE "health_check = grpc\n",
+                 "t.conf:6: bad value 'grpc' for health_check in [pool]: expected one of none|tcp|http|script");
+    expect_error(BASE "health_check = http\nhealth_method = POST\n",
+                 "t.conf:7: bad value 'POST' for health_method in [pool]: expected one of GET|HEAD");
+    expect_error(BASE "health_check = http\nhealth_path = health\n",
+                 "t.conf:7: bad value 'health' for health_path in [pool]: a path starts with '/'");
+    expect_error(BASE "health_check = http\nhealth_path = /a b\n",
+                 "t.conf:7: bad value '/a b' for health_path in [pool]: a path has no spaces, '#' or non-ASCII bytes");
+    expect_error(BASE "health_check = http\nhealth_expect_status = 99\n",
+                 "t.conf:7: bad value '99' for health_expect_status in [pool]: expected an integer 100..599");
+    expect_error(BASE "health_path = /ready\n",
+                 "t.conf:6: pool 'p': health_path has no effect unless health_check = http");
+    expect_error(BASE "health_check = tcp\nhealth_expect_body = ok\n",
+                 "t.conf:7: pool 'p': health_expect_body has no effect unless health_check = http");
+    expect_error(BASE "health_check = script\n",
+                 "t.conf:6: pool 'p': health_check = script needs health_script = COMMAND");
+    expect_error(BASE "health_script = /bin/true\n",
+                 "t.conf:6: pool 'p': health_script has no effect unless health_check = script");
+    expect_error(BASE "eject_max_percent = 101\n",
+                 "t.conf:6: bad value '101' for eject_max_percent in [pool]: expected an integer 0..100");
+    expect_error(BASE "eject_base_time = 0\n",
+                 "t.conf:6: bad value '0' for eject_base_time in [pool]: out of range 1ms..3600000ms");
+    expect_error(BASE "metrics_interval = 10ms\n",
+                 "t.conf:6: bad value '10ms' for metrics_interval in [pool]: out of range 100ms..3600000ms");
+    expect_error(BASE "learn_models = sometimes\n",
+                 "t.conf:6: bad value 'sometimes' for learn_models in [pool]: expected true/false, on/off, yes/no or "
+                 "1/0");
+    expect_error(BASE "upstream_max_idle = 4097\n",
+                 "t.conf:6: bad value '4097' for upstream_max_idle in [pool]: expected an integer 0..4096");
+}
+
+static void test_http_section(void **state)
+{
+    (void)state;
+    struct voro_config *cfg = parse_ok(BASE "[http]\nmax_request_line = 1k\nmax_header_bytes = 1m\nmax_headers = 1\n"
+                                            "max_body = 1g\nheader_timeout = 1ms\nbody_timeout = 1h\n"
+                                            "response_timeout = 24h\nkeepalive_timeout = 0\nadd_request_id = no\n"
+                                            "via = edge-1.example\n");
+    const struct voro_http_config *h = &cfg->http;
+    assert_int_equal(h->max_request_line, 1024);
+    assert_int_equal(h->max_header_bytes, 1048576);
+    assert_int_equal(h->max_headers, 1);
+    assert_true(h->max_body == 1ull << 30);
+    assert_int_equal(h->header_timeout_ms, 1);
+    assert_int_equal(h->body_timeout_ms, 3600000);
+    assert_int_equal(h->response_timeout_ms, 24 * 3600000);
+    assert_int_equal(h->keepalive_timeout_ms, 0);
+    assert_false(h->add_request_id);
+    assert_string_equal(h->via, "edge-1.example");
+    voro_config_free(cfg);
+    /* 2t is beyond max_body's range: the 64-bit size path still range-checks */
+    expect_error(BASE "[http]\nmax_body = 2t\n",
+                 "t.conf:7: bad value '2t' for max_body in [http]: out of range 0..1099511627776 bytes");
+    cfg = parse_ok(BASE "[http]\nmax_body = 5g\n");
+    assert_true(cfg->http.max_body == 5ull << 30);
+    voro_config_free(cfg);
+    cfg = parse_ok(BASE "[http]\nmax_body = 1t\n");
+    assert_true(cfg->http.max_body == 1ull << 40);
+    voro_config_free(cfg);
+    expect_error(BASE "[http]\nmax_body = 99999999999t\n",
+                 "t.conf:7: bad value '99999999999t' for max_body in [http]: too large");
+    expect_error(BASE "[server]\nbuffer_size = 1g\n",
+                 "t.conf:7: bad value '1g' for buffer_size in [server]: out of range 1024..1048576 bytes");
+    expect_error(BASE "[http]\nmax_headers = 101\n",
+                 "t.conf:7: bad value '101' for max_headers in [http]: expected an integer 1..100");
+    expect_error(BASE "[http]\nvia = a b\n",
+                 "t.conf:7: bad value 'a b' for via in [http]: a name uses letters, digits, '_', '-' and '.'");
+    expect_error(BASE "[http]\nmax_request_line = 64k\n",
+                 "t.conf:7: [http] max_request_line (65536) is larger than max_header_bytes (32768)");
+    expect_error(BASE "[http]\nmax_header_bytes = 1k\n",
+                 "t.conf:7: [http] max_request_line (8192) is larger than max_header_bytes (1024)");
+    expect_error(BASE "[http x]\n", "t.conf:6: section [http] takes no name (got 'x')");
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    struct voro_config *cfg = parse_ok(
+        HTTP_BASE "server = g 127.0.0.1:9009 models=llama@v2,mistral,lora:mistral-sql\n"
+                  "learn_models = false\n"
+                  "[pool q]\nserver = a 127.0.0.1:2\n"
+                  "[route first]\nlistener = h\nhost = API.Example.com\npath_prefix = /v1/\nmethods = POST, GET ,OTHER\n"
+                  "header = X-Tenant:  blue team \nmodel = llama@v2\npool = p\nrewrite_model = true\nbody_limit = 2m\n"
+                  "[route second]\nhost = *.example.com\nheader = X-Debug\nmodel = *\npool = q\n"
+                  "[route third]\nhost = [::1]\nmodel = mistral-sql\npool = p\n"
+                  "[route fourth]\nmodel = llama\npool = p\n"
+                  "[route fifth]\nmodel = anything@v9\npool = q\n" /* q learns its models */
+                  "[route sixth]\nmethods = DELETE,PUT,PATCH,OPTIONS,HEAD\npool = q\n");
+    assert_int_equal(cfg->n_routes, 6);
+    const struct voro_route_config *r = &cfg->routes[0];
+    assert_string_equal(r->name, "first");
+    assert_string_equal(r->listener, "h");
+    assert_string_equal(r->host, "api.example.com"); /* stored lower-case */
+    assert_string_equal(r->path_prefix, "/v1/");
+    assert_int_equal(r->methods, VORO_METHOD_POST | VORO_METHOD_GET | VORO_METHOD_OTHER);
+    assert_string_equal(r->header_name, "X-Tenant");
+    assert_string_equal(r->header_value, "blue team");
+    assert_string_equal(r->model, "llama@v2");
+    assert_string_equal(r->pool_name, "p");
+    assert_int_equal(r->pool_index, 0);
+    assert_true(r->rewrite_model);
+    assert_int_equal(r->body_limit, 2 * 1048576);
+    assert_int_equal(r->line, 14);
+    r = &cfg->routes[1];
+    assert_string_equal(r->name, "second"); /* file order kept */
+    assert_string_equal(r->host, "*.example.com");
+    assert_string_equal(r->header_name, "X-Debug");
+    assert_string_equal(r->header_value, "");
+    assert_string_equal(r->model, "*");
+    assert_int_equal(r->pool_index, 1);
+    assert_string_equal(cfg->routes[2].host, "[::1]");
+    assert_int_equal(cfg->routes[5].methods, VORO_METHOD_DELETE | VORO_METHOD_PUT | VORO_METHOD_PATCH |
+                                                 VORO_METHOD_OPTIONS | VORO_METHOD_HEAD);
+    voro_config_free(cfg);
+
+    /* [server] mode = http makes an http listener too */
+    cfg = parse_ok("[server]\nport = 8080\nmode = http\n[backend]\nb = 127.0.0.1:1 models=m\n[route r]\npool = default\n"
+                   "model = m\n");
+    assert_int_equal(cfg->routes[0].pool_index, 0);
+    voro_config_free(cfg);
+
+    expect_error(HTTP_BASE "[route r]\nhost = x\n", "t.conf:10: route 'r' has no pool (pool = NAME)");
+    expect_error(HTTP_BASE "[route r]\npool = nope\n", "t.conf:11: route 'r' uses unknown pool 'nope'");
+    expect_error(HTTP_BASE "[pool gpu]\nserver = a 127.0.0.1:2\n[route r]\npool = gpus\n",
+                 "t.conf:13: route 'r' uses unknown pool 'gpus'; did you mean 'gpu'?");
+    expect_error(HTTP_BASE "[route r]\npool = p\nlistener = zz\n", "t.conf:12: route 'r' uses unknown listener 'zz'");
+    expect_error(HTTP_BASE "[route r]\npool = p\nlistener = l\n",
+                 "t.conf:12: route 'r': listener 'l' has mode tcp; routes apply only to mode = http listeners");
+    expect_error(BASE "[route r]\npool = p\n",
+                 "t.conf:6: route 'r' applies to no listener: no listener has mode = http");
+    expect_error(HTTP_BASE "[route r]\npool = p\n[route r]\npool = p\n",
+                 "t.conf:12: duplicate route 'r' (first defined at line 10)");
+    expect_error(HTTP_BASE "[route r]\npool = p\npool = p\n",
+                 "t.conf:12: duplicate key 'pool' in [route r] (first set at line 11)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nprefix = /v1\n",
+                 "t.conf:12: unknown key 'prefix' in [route r]; valid keys: listener, host, path_prefix, methods, "
+                 "header, model, pool, rewrite_model, body_limit");
+    expect_error(HTTP_BASE "[route]\n", "t.conf:10: section [route] needs a name: [route NAME]");
+    expect_error(HTTP_BASE "[rout r]\n", "t.conf:10: unknown section [rout]; did you mean [route]?");
+    /* model conditions against declared models when the pool does not learn them */
+    expect_error(HTTP_BASE "learn_models = false\nserver = g 127.0.0.1:3 models=llama@v1\n[route r]\npool = p\n"
+                           "model = llama@v2\n",
+                 "t.conf:14: route 'r': no server of pool 'p' declares model 'llama@v2' (add it to a server's "
+                 "models= or set learn_models = true in the pool)");
+    expect_error(HTTP_BASE "learn_models = false\n[route r]\npool = p\nmodel = llama\n",
+                 "t.conf:13: route 'r': no server of pool 'p' declares model 'llama' (add it to a server's models= "
+                 "or set learn_models = true in the pool)");
+    cfg = parse_ok(HTTP_BASE "learn_models = false\nserver = g 127.0.0.1:3 models=llama@v1\n[route r]\npool = p\n"
+                             "model = llama\n[route s]\npool = p\nmodel = *\n");
+    voro_config_free(cfg);
+    /* value errors */
+    expect_error(HTTP_BASE "[route r]\npool = p\nhost = a.example.com:80\n",
+                 "t.conf:12: bad value 'a.example.com:80' for host in [route]: a host has letters, digits, '-' and "
+                 "'.' (no port; '*.' only as the first label)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nhost = a.*.com\n",
+                 "t.conf:12: bad value 'a.*.com' for host in [route]: a host has letters, digits, '-' and '.' (no "
+                 "port; '*.' only as the first label)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nhost = *.\n",
+                 "t.conf:12: bad value '*.' for host in [route]: expected a host name, *.domain, an IPv4 address or "
+                 "[IPv6]");
+    expect_error(HTTP_BASE "[route r]\npool = p\nhost = [::1\n",
+                 "t.conf:12: bad value '[::1' for host in [route]: expected a host name, *.domain, an IPv4 address "
+                 "or [IPv6]");
+    expect_error(HTTP_BASE "[route r]\npool = p\npath_prefix = v1\n",
+                 "t.conf:12: bad value 'v1' for path_prefix in [route]: a path starts with '/'");
+    expect_error(HTTP_BASE "[route r]\npool = p\nmethods = GET,post\n",
+                 "t.conf:12: bad value 'GET,post' for methods in [route]: unknown method 'post' (GET, HEAD, POST, "
+                 "PUT, DELETE, PATCH, OPTIONS or OTHER, comma-separated)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nmethods = GET,\n",
+                 "t.conf:12: bad value 'GET,' for methods in [route]: unknown method '' (GET, HEAD, POST, PUT, "
+                 "DELETE, PATCH, OPTIONS or OTHER, comma-separated)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nheader = X Y: z\n",
+                 "t.conf:12: bad value 'X Y: z' for header in [route]: the header name must be a token (letters, "
+                 "digits, !#$%&'*+-.^_`|~)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nheader = : z\n",
+                 "t.conf:12: bad value ': z' for header in [route]: expected NAME: VALUE or NAME (a header name of "
+                 "1..63 characters)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nheader = X-A:\n",
+                 "t.conf:12: bad value 'X-A:' for header in [route]: empty value after ':' (write NAME alone to "
+                 "require presence)");
+    expect_error(HTTP_BASE "[route r]\npool = p\nmodel = a@b@c\n",
+                 "t.conf:12: bad value 'a@b@c' for model in [route]: expected *, NAME or NAME@VERSION (a name has "
+                 "1..63 letters, digits, '_', '-', '.', '/', ':'; a version 1..31 letters, digits, '_', '-', '.')");
+    expect_error(HTTP_BASE "[route r]\npool = p\nmodel = **\n",
+                 "t.conf:12: bad value '**' for model in [route]: expected *, NAME or NAME@VERSION (a name has "
+                 "1..63 letters, digits, '_', '-', '.', '/', ':'; a version 1..31 letters, digits, '_', '-', '.')");
+    expect_error(HTTP_BASE "[route r]\npool = p\nbody_limit = 100\n",
+                 "t.conf:12: bad value '100' for body_limit in [route]: out of range 1024..268435456 bytes");
+    expect_error(HTTP_BASE "[route r]\npool = p\nlistener = a/b\n",
+                 "t.conf:12: bad value 'a/b' for listener in [route]: a name uses letters, digits, '_', '-' and '.'");
 }
 
 /* ---- docs/config.md and deploy/voro.conf.example ---- */
@@ -770,8 +1201,15 @@ static void test_schema_defaults_parse(void **state)
         if (!strcmp(d, "-") || d[0] == '(' || d[0] == '[' || !strcmp(s[i].key, "*"))
             continue;
         char text[1024];
-        if (!strcmp(s[i].section, "pool"))
+        if (!strcmp(s[i].section, "pool") && !strncmp(s[i].key, "health_", 7) && strcmp(s[i].key, "health_check") &&
+            !strstr(s[i].key, "interval") && !strstr(s[i].key, "timeout") && !strstr(s[i].key, "rise") &&
+            !strstr(s[i].key, "fall"))
+            snprintf(text, sizeof(text), BASE "health_check = http\n%s = %s\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "pool"))
             snprintf(text, sizeof(text), BASE "%s = %s\n", s[i].key, d);
+        else if (!strcmp(s[i].section, "route"))
+            snprintf(text, sizeof(text), BASE "[listener h]\nmode = http\nbind = 127.0.0.1:9999\npool = p\n"
+                                              "[route r]\npool = p\n%s = %s\n", s[i].key, d);
         else if (!strcmp(s[i].section, "listener") && !strcmp(s[i].key, "pool"))
             snprintf(text, sizeof(text), BASE "[listener m]\nbind = 127.0.0.1:9999\npool = %s\n[pool %s]\n"
                                               "server = a 127.0.0.1:1\n", d, d);
@@ -808,6 +1246,11 @@ int main(void)
         cmocka_unit_test(test_sockaddr),
         cmocka_unit_test(test_collects_all_errors),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_l7_defaults),
+        cmocka_unit_test(test_server_options),
+        cmocka_unit_test(test_l7_pool_keys),
+        cmocka_unit_test(test_http_section),
+        cmocka_unit_test(test_routes),
         cmocka_unit_test(test_doc_matches_schema),
         cmocka_unit_test(test_doc_examples_valid),
         cmocka_unit_test(test_schema),
