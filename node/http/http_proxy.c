@@ -218,8 +218,10 @@ static void set_deadline(struct voro_http_conn *c, uint32_t ms, int status, bool
     c->timeout_ms = ms;
     c->timeout_on_idle = on_idle;
     c->timer_start_ms = c->last_active_ms = c->w->now_ms;
-    if (ms && !voro_timer_pending(&c->timer))
-        voro_timer_add(&c->w->wheel, &c->timer, ms);
+    if (ms)
+        voro_timer_add(&c->w->wheel, &c->timer, ms); /* re-arms: the new deadline may be sooner */
+    else
+        voro_timer_del(&c->w->wheel, &c->timer);
 }
 
 /* ---- Voro's own responses ------------------------------------------------------------------ */
