@@ -446,6 +446,7 @@ void voro_worker_destroy(struct voro_worker *w)
         pthread_join(w->thread, NULL);
     }
     accepts_reap(w);
+    voro_http_proxy_free_buffers(w);
     voro_pipe_pool_destroy(&w->pipes);
     voro_slab_destroy(&w->idle_slab);
     voro_slab_destroy(&w->out_slab);

@@ -75,6 +75,7 @@ struct voro_accept_slot {
 
 struct voro_tcp_conn;
 struct voro_http_conn;
+struct voro_http_bodybuf;
 struct voro_udp_listener;
 
 struct voro_worker {
@@ -92,6 +93,8 @@ struct voro_worker {
     struct voro_slab out_slab;    /* rewritten heads and error responses (VORO_HTTP_OUT_SIZE each) */
     struct voro_slab idle_slab;   /* pooled server connections */
     struct voro_http_conn *http_conns; /* intrusive list of live HTTP connections */
+    struct voro_http_bodybuf *http_body_free; /* model-routing body buffers kept for reuse, owned */
+    uint32_t http_body_free_count;
     struct voro_pipe_pool pipes;  /* splice forwarding; max 0 when splicing is off */
     uint64_t now_ms;             /* cached once per loop iteration */
 
@@ -158,6 +161,8 @@ size_t voro_http_conn_size(void);
 size_t voro_http_out_size(const struct voro_config *cfg);
 void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd);
 void voro_http_proxy_abort_all(struct voro_worker *w);
+/* Frees the body buffers kept for reuse (at worker exit). */
+void voro_http_proxy_free_buffers(struct voro_worker *w);
 /* Draining: closes idle keep-alive connections now, the others after their response. */
 void voro_http_proxy_drain(struct voro_worker *w);
 /* Once a second: expires idle server connections. */

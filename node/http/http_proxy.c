@@ -24,6 +24,8 @@
 #include "node/http/http_body.h"
 #include "node/http/http_error.h"
 #include "node/http/http_rewrite.h"
+#include "node/http/route.h"
+#include "proto/json_scan.h"
 #include "node/http/http_upstream.h"
 #include "node/worker.h"
 
@@ -31,6 +33,7 @@
 
 enum http_state {
     HS_READ_HEAD = 0, /* waiting for (the rest of) a request head */
+    HS_READ_BODY,     /* buffering a body to find its model before routing */
     HS_CONNECTING,    /* request parsed, connecting to a server */
     HS_EXCHANGE,      /* request head sent or being sent; body and response streaming */
     HS_ERROR_REPLY,   /* sending Voro's own response, then close or next request */
@@ -80,6 +83,14 @@ struct voro_http_conn {
     uint32_t out_len;
     char *rout;          /* rewritten response head, or Voro's own response */
     uint32_t body_pre;   /* request body bytes already in `in` after the head, at in_off */
+    /* A body buffered to find its model (model routes only). */
+    struct voro_http_bodybuf *body;
+    uint32_t body_len, body_limit;
+    uint32_t body_send_off;
+    uint32_t pipelined_after_body; /* bytes of the next request at the end of `in` */
+    struct voro_http1_chunked body_dec;
+    int route;           /* index into cfg->routes, -1 = the listener's pool */
+    char model[VORO_NAME_MAX + 32];
 
     /* The response. */
     struct voro_buf *resp;  /* server bytes being parsed as a head, or the buffer being forwarded */
@@ -100,6 +111,66 @@ struct voro_http_conn {
 };
 
 size_t voro_http_conn_size(void) { return sizeof(struct voro_http_conn); }
+
+/* Body buffers for model routing: grown geometrically up to the route's body_limit and kept
+ * on a per-worker free list, so steady traffic does not allocate per request. */
+struct voro_http_bodybuf {
+    struct voro_http_bodybuf *next;
+    uint32_t cap;
+    uint8_t data[];
+};
+#define BODYBUF_INITIAL (64u * 1024u)
+#define BODYBUF_KEEP 32
+
+static struct voro_http_bodybuf *bodybuf_get(struct voro_worker *w)
+{
+    struct voro_http_bodybuf *b = w->http_body_free;
+    if (b) {
+        w->http_body_free = b->next;
+        w->http_body_free_count--;
+        return b;
+    }
+    b = malloc(sizeof(*b) + BODYBUF_INITIAL);
+    if (b)
+        b->cap = BODYBUF_INITIAL;
+    return b;
+}
+
+static void bodybuf_put(struct voro_worker *w, struct voro_http_bodybuf *b)
+{
+    if (w->http_body_free_count >= BODYBUF_KEEP) {
+        free(b);
+        return;
+    }
+    b->next = w->http_body_free;
+    w->http_body_free = b;
+    w->http_body_free_count++;
+}
+
+/* Makes room for `need` bytes; returns the (possibly moved) buffer, or NULL (then `b` is
+ * still valid and owned by the caller). */
+static struct voro_http_bodybuf *bodybuf_reserve(struct voro_http_bodybuf *b, uint32_t need)
+{
+    if (need <= b->cap)
+        return b;
+    uint32_t cap = b->cap;
+    while (cap < need)
+        cap *= 2;
+    struct voro_http_bodybuf *n = realloc(b, sizeof(*n) + cap);
+    if (n)
+        n->cap = cap;
+    return n;
+}
+
+void voro_http_proxy_free_buffers(struct voro_worker *w)
+{
+    while (w->http_body_free) {
+        struct voro_http_bodybuf *b = w->http_body_free;
+        w->http_body_free = b->next;
+        free(b);
+    }
+    w->http_body_free_count = 0;
+}
 
 size_t voro_http_out_size(const struct voro_config *cfg) { return (size_t)cfg->buf_size + HTTP_OUT_EXTRA; }
 
@@ -162,6 +233,8 @@ static void conn_maybe_free(struct voro_http_conn *c)
         voro_slab_free(&w->out_slab, c->out);
     if (c->rout)
         voro_slab_free(&w->out_slab, c->rout);
+    if (c->body)
+        bodybuf_put(w, c->body);
     c->pending = 0;
     release_server(c, false);
     if (c->cfd >= 0)
@@ -614,7 +687,7 @@ static void on_server_body_sent(struct voro_op *op, int res)
             conn_abort(c);
         return;
     }
-    if (c->req_body.done) {
+    if (c->req_body.done || c->body) {
         c->req_done = true;
         exchange_maybe_done(c);
         return;
@@ -746,6 +819,19 @@ static void on_head_sent(struct voro_op *op, int res)
         /* A pending response read will report the failure (or the response). */
         if (!(c->pending & P_SERVER_RECV))
             reply_error(c, 502, "sending the request to the server failed", NULL, NULL);
+        return;
+    }
+    /* A body buffered for model routing goes next, whole. */
+    if (c->body) {
+        if (c->body_send_off < c->body_len) {
+            uint32_t n = c->body_len - c->body_send_off;
+            const uint8_t *data = c->body->data + c->body_send_off;
+            c->body_send_off = c->body_len;
+            send_body_chunk(c, data, n, NULL);
+            return;
+        }
+        c->req_done = true;
+        exchange_maybe_done(c);
         return;
     }
     /* Body bytes that arrived with the head go next, straight from the head buffer. */
@@ -929,6 +1015,374 @@ static uint64_t request_hash_key(const struct voro_http_conn *c, const char *hea
     return voro_hash64(c->client_ip, strlen(c->client_ip), 0x69700000u);
 }
 
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static const char *route_header(void *ctx, const char *name, size_t *len)
+{
+    struct voro_http_conn *c = ctx;
+    const char *head = (const char *)c->in->data + c->in_off;
+    const struct voro_http1_header *h = voro_http1_find_header(&c->parser, head, name);
+    if (!h)
+        return NULL;
+    *len = h->value.len;
+    return head + h->value.off;
+}
+
+/* The request as route selection sees it. */
+static void route_request_init(struct voro_http_conn *c, const char *head, struct voro_route_request *rr)
+{
+    const struct voro_http1_parser *p = &c->parser;
+    memset(rr, 0, sizeof(*rr));
+    rr->method_bit = voro_route_method_bit(head + p->method.off, p->method.len);
+    const struct voro_http1_header *host = voro_http1_find_header(p, head, "host");
+    if (host) {
+        rr->host = head + host->value.off;
+        rr->host_len = host->value.len;
+    }
+    rr->path = head + p->target.off;
+    rr->path_len = p->target.len;
+    rr->header = route_header;
+    rr->header_ctx = c;
+}
+
+/* Rewrites the model in the buffered body to `served`. Returns 0 or -1 after answering. */
+static int rewrite_body_model(struct voro_http_conn *c, const char *served)
+{
+    struct voro_worker *w = c->w;
+    struct voro_slice span;
+    if (voro_json_find_model((const char *)c->body->data, c->body_len, &span) != 0)
+        return 0;
+    struct voro_http_bodybuf *nb = bodybuf_get(w);
+    size_t need = 0;
+    int rc = nb ? voro_json_rewrite_model((const char *)c->body->data, c->body_len, &span, served, (char *)nb->data,
+                                          nb->cap, &need)
+                : -ENOMEM;
+    if (rc == -ENOSPC) {
+        struct voro_http_bodybuf *grown = bodybuf_reserve(nb, (uint32_t)need);
+        if (grown) {
+            nb = grown;
+            rc = voro_json_rewrite_model((const char *)c->body->data, c->body_len, &span, served, (char *)nb->data,
+                                         nb->cap, &need);
+        }
+    }
+    if (rc != 0) {
+        if (nb)
+            bodybuf_put(w, nb);
+        reply_error(c, 503, "could not rewrite the request's model", NULL, NULL);
+        return -1;
+    }
+    bodybuf_put(w, c->body);
+    c->body = nb;
+    c->body_len = (uint32_t)need;
+    return 0;
+}
+
+/* Rewrites the head (and the buffered body's model) and goes to the server. */
+static void request_forward(struct voro_http_conn *c, const char *served_model)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    const struct voro_http1_parser *p = &c->parser;
+    const char *head = (const char *)c->in->data + c->in_off;
+
+    if (c->body && served_model && c->route >= 0 && cfg->routes[c->route].rewrite_model && c->model[0] &&
+        strcmp(served_model, c->model) != 0 && rewrite_body_model(c, served_model) != 0)
+        return;
+    if (!c->body) {
+        /* Body bytes already received with the head stream on after it. */
+        uint32_t after = c->in_len - c->in_off - p->head_len;
+        long pre = voro_http_body_consume(&c->req_body, c->in->data + c->in_off + p->head_len, after);
+        if (pre < 0) {
+            c->req_done = false;
+            reply_error(c, c->req_body.error_status, c->req_body.error_reason, NULL, NULL);
+            return;
+        }
+        c->body_pre = (uint32_t)pre;
+    }
+    if (!c->out && !(c->out = voro_slab_alloc(&w->out_slab))) {
+        conn_abort(c);
+        return;
+    }
+    char request_id[33];
+    if (cfg->http.add_request_id)
+        make_request_id(c, request_id);
+    struct voro_http_request_rewrite rw = {
+        .client_ip = c->client_ip,
+        .proto = "http",
+        .via = cfg->http.via[0] ? cfg->http.via : NULL,
+        .request_id = cfg->http.add_request_id ? request_id : NULL,
+        .upgrade = c->req_upgrade,
+        .http10 = c->req_http10,
+        .strip_expect = c->body != NULL,
+        .content_length = c->body ? (int64_t)c->body_len : -1,
+    };
+    size_t out_len = 0;
+    if (voro_http_rewrite_request(head, p, &rw, c->out, voro_http_out_size(cfg), &out_len) != 0) {
+        c->req_done = false;
+        reply_error(c, 431, "request head too large after adding forwarding headers", NULL, NULL);
+        return;
+    }
+    c->out_len = (uint32_t)out_len;
+    c->hash_key = request_hash_key(c, head, &cfg->pools[c->pool]);
+    if (c->body)
+        c->in_off = c->in_len - c->pipelined_after_body; /* what follows the body is the next request */
+    else
+        c->in_off += p->head_len;
+    c->attempts = 0;
+    c->req_done = false;
+    c->resp_done = false;
+    connect_next(c);
+}
+
+/* Route chosen (or the listener's pool): filter the servers by model and forward. */
+static void request_route(struct voro_http_conn *c)
+{
+    const struct voro_config *cfg = c->view->snap->cfg;
+    memset(&c->tried, 0, sizeof(c->tried));
+    const char *served = NULL;
+    if (c->route < 0) {
+        c->pool = (int)cfg->listeners[c->listener].pool_index;
+        request_forward(c, NULL);
+        return;
+    }
+    const struct voro_route_config *rc = &cfg->routes[c->route];
+    c->pool = (int)rc->pool_index;
+    size_t xlen = 0;
+    const char *x = route_header(c, "x-model", &xlen);
+    if (x && xlen && xlen < sizeof(c->model)) { /* X-Model wins over the body's model */
+        memcpy(c->model, x, xlen);
+        c->model[xlen] = '\0';
+    }
+    if (rc->model[0] && c->model[0]) {
+        int n = voro_route_model_servers(cfg, (size_t)c->route, c->model, strlen(c->model), &c->tried, &served);
+        if (n <= 0) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "The model `%s` does not exist", c->model);
+            c->req_done = c->body != NULL || c->req_body.done;
+            reply_error(c, 404, msg, "model", "model_not_found");
+            return;
+        }
+    }
+    request_forward(c, served);
+}
+
+/* ---- buffering a body to find its model ------------------------------------------------- */
+
+static void body_collect_more(struct voro_http_conn *c);
+
+/* The whole body is in c->body: find the model and route again. */
+static void body_collected(struct voro_http_conn *c)
+{
+    const struct voro_config *cfg = c->view->snap->cfg;
+    c->req_done = true; /* every byte of this request is read: an error reply keeps the connection */
+    struct voro_slice span;
+    int rc = voro_json_find_model((const char *)c->body->data, c->body_len, &span);
+    if (rc == 0) {
+        if (span.len >= sizeof(c->model)) {
+            reply_error(c, 400, "model name too long", "model", NULL);
+            return;
+        }
+        memcpy(c->model, c->body->data + span.off, span.len);
+        c->model[span.len] = '\0';
+    } else if (rc != -ENOENT) {
+        reply_error(c, 400, "the request body is not a valid JSON object", NULL, "invalid_json");
+        return;
+    }
+    struct voro_route_request rr;
+    route_request_init(c, (const char *)c->in->data + c->in_off, &rr);
+    rr.model = c->model;
+    rr.model_len = strlen(c->model);
+    bool needs_model = false;
+    int route = voro_route_select(cfg, (size_t)c->listener, &rr, &needs_model);
+    if (route < 0) {
+        if (c->model[0]) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "The model `%s` does not exist", c->model);
+            reply_error(c, 404, msg, "model", "model_not_found");
+        } else {
+            reply_error(c, 400, "the request names no model", "model", "missing_model");
+        }
+        return;
+    }
+    c->route = route;
+    c->req_done = false;
+    request_route(c);
+}
+
+/* Appends body bytes (decoded when chunked). Returns 1 when the body ended, 0 for more, -1
+ * after answering an error; *used = how many of the bytes belonged to the body. */
+static int body_collect(struct voro_http_conn *c, const uint8_t *data, size_t len, size_t *used)
+{
+    size_t pos = 0;
+    while (pos < len && !c->req_body.done) {
+        const uint8_t *piece = data + pos;
+        size_t piece_len = 0, step = 0;
+        if (c->req_body.kind == VORO_HTTP1_BODY_LENGTH) {
+            piece_len = len - pos < c->req_body.remaining ? len - pos : (size_t)c->req_body.remaining;
+            step = piece_len;
+            c->req_body.remaining -= piece_len;
+            c->req_body.done = c->req_body.remaining == 0;
+        } else {
+            struct voro_http1_span span = {0, 0};
+            enum voro_http1_result r =
+                voro_http1_chunked_decode(&c->body_dec, (const char *)data + pos, len - pos, &step, &span);
+            if (r == VORO_HTTP1_ERROR) {
+                c->keep_client = false;
+                reply_error(c, c->body_dec.error_status ? c->body_dec.error_status : 400,
+                            c->body_dec.error_reason ? c->body_dec.error_reason : "bad chunked body", NULL, NULL);
+                return -1;
+            }
+            if (r == VORO_HTTP1_DONE)
+                c->req_body.done = true;
+            if (r == VORO_HTTP1_DATA) {
+                piece = data + pos + span.off;
+                piece_len = span.len;
+            }
+        }
+        pos += step;
+        if (piece_len) {
+            if (c->body_len + piece_len > c->body_limit) {
+                c->keep_client = false;
+                reply_error(c, 413, "request body too large to find its model", NULL, NULL);
+                return -1;
+            }
+            struct voro_http_bodybuf *b = bodybuf_reserve(c->body, c->body_len + (uint32_t)piece_len);
+            if (!b) {
+                c->keep_client = false;
+                reply_error(c, 503, "out of memory buffering the request body", NULL, NULL);
+                return -1;
+            }
+            c->body = b;
+            memcpy(b->data + c->body_len, piece, piece_len);
+            c->body_len += (uint32_t)piece_len;
+        }
+        if (step == 0)
+            break;
+    }
+    *used = pos;
+    return c->req_body.done ? 1 : 0;
+}
+
+static void on_client_collect_recv(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_CLIENT_RECV;
+    struct voro_buf *buf = op->buf;
+    if (c->state == HS_CLOSING) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        conn_abort(c);
+        return;
+    }
+    c->last_active_ms = w->now_ms;
+    voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
+    voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
+    size_t used = 0;
+    int r = body_collect(c, buf->data, (size_t)res, &used);
+    if (r < 0) {
+        voro_loop_buf_release(w->loop, buf);
+        return;
+    }
+    if (r == 1 && used < (size_t)res) {
+        /* A pipelined request follows: keep its bytes at the end of `in`, after the head. */
+        uint32_t extra = (uint32_t)((size_t)res - used);
+        if (c->in_len + extra > c->in->cap) {
+            voro_loop_buf_release(w->loop, buf);
+            conn_abort(c);
+            return;
+        }
+        memcpy(c->in->data + c->in_len, buf->data + used, extra);
+        c->in_len += extra;
+        c->pipelined_after_body += extra;
+    }
+    voro_loop_buf_release(w->loop, buf);
+    if (r == 1)
+        body_collected(c);
+    else
+        body_collect_more(c);
+}
+
+static void body_collect_more(struct voro_http_conn *c)
+{
+    c->c_recv = (struct voro_op){.cb = on_client_collect_recv, .data = c};
+    if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0) {
+        c->pending |= P_CLIENT_RECV;
+        set_deadline(c, c->view->snap->cfg->http.body_timeout_ms, 408, true);
+    } else {
+        conn_abort(c);
+    }
+}
+
+static void on_continue_sent(struct voro_op *op, int res)
+{
+    struct voro_http_conn *c = op->data;
+    c->pending &= (uint8_t)~P_CLIENT_SEND;
+    if (c->state == HS_CLOSING) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res < 0) {
+        conn_abort(c);
+        return;
+    }
+    body_collect_more(c);
+}
+
+/* The route depends on the body's model: buffer the body (bounded by the routes'
+ * body_limit), answering "100 Continue" ourselves when the client waits for it. */
+static void body_collect_begin(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    const struct voro_http1_parser *p = &c->parser;
+    c->state = HS_READ_BODY;
+    c->body_limit = 0;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if (cfg->routes[i].model[0] && cfg->routes[i].body_limit > c->body_limit)
+            c->body_limit = cfg->routes[i].body_limit;
+    if (c->req_body.kind == VORO_HTTP1_BODY_LENGTH && p->content_length > c->body_limit) {
+        c->keep_client = false;
+        reply_error(c, 413, "request body too large to find its model", NULL, NULL);
+        return;
+    }
+    if (!(c->body = bodybuf_get(w))) {
+        c->keep_client = false;
+        reply_error(c, 503, "out of memory buffering the request body", NULL, NULL);
+        return;
+    }
+    c->body_len = 0;
+    c->body_send_off = 0;
+    voro_http1_chunked_init(&c->body_dec, 0);
+    /* Body bytes that came with the head; what follows the body is the next request. */
+    uint32_t start = c->in_off + p->head_len;
+    size_t used = 0;
+    int r = c->req_body.done ? 1 : body_collect(c, c->in->data + start, c->in_len - start, &used);
+    if (r < 0)
+        return;
+    c->pipelined_after_body = (c->in_len - start) - (uint32_t)used;
+    if (r == 1) {
+        body_collected(c);
+        return;
+    }
+    if (p->flags & VORO_HTTP1_F_EXPECT_CONTINUE) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        c->c_send = (struct voro_op){.cb = on_continue_sent, .data = c};
+        if (voro_loop_send(w->loop, &c->c_send, c->cfd, cont, sizeof(cont) - 1) == 0)
+            c->pending |= P_CLIENT_SEND;
+        else
+            conn_abort(c);
+        return;
+    }
+    body_collect_more(c);
+}
+
 /* A complete request head is in c->in[in_off .. in_off + parser.head_len). */
 static void request_head_done(struct voro_http_conn *c)
 {
@@ -957,47 +1411,25 @@ static void request_head_done(struct voro_http_conn *c)
         reply_error(c, 413, "request body too large", NULL, NULL);
         return;
     }
-    /* Body bytes already received with the head. */
-    uint32_t after = c->in_len - c->in_off - p->head_len;
-    long pre = voro_http_body_consume(&c->req_body, c->in->data + c->in_off + p->head_len, after);
-    if (pre < 0) {
-        c->req_done = false;
-        reply_error(c, c->req_body.error_status, c->req_body.error_reason, NULL, NULL);
-        return;
+    c->route = -1;
+    if (cfg->n_routes) {
+        bool needs_model = false;
+        struct voro_route_request rr;
+        route_request_init(c, head, &rr);
+        int rc = voro_route_select(cfg, (size_t)c->listener, &rr, &needs_model);
+        if (rc == -EAGAIN && needs_model) {
+            body_collect_begin(c);
+            return;
+        }
+        if (rc < 0) {
+            c->req_done = false;
+            reply_error(c, 404, "no route matches this request", NULL, "no_route");
+            return;
+        }
+        c->route = rc;
     }
-    c->body_pre = (uint32_t)pre;
-
-    if (!c->out && !(c->out = voro_slab_alloc(&w->out_slab))) {
-        conn_abort(c);
-        return;
-    }
-    char request_id[33];
-    if (cfg->http.add_request_id)
-        make_request_id(c, request_id);
-    struct voro_http_request_rewrite rw = {
-        .client_ip = c->client_ip,
-        .proto = "http",
-        .via = cfg->http.via[0] ? cfg->http.via : NULL,
-        .request_id = cfg->http.add_request_id ? request_id : NULL,
-        .upgrade = c->req_upgrade,
-        .http10 = c->req_http10,
-        .content_length = -1,
-    };
-    size_t out_len = 0;
-    if (voro_http_rewrite_request(head, p, &rw, c->out, voro_http_out_size(cfg), &out_len) != 0) {
-        c->req_done = false;
-        reply_error(c, 431, "request head too large after adding forwarding headers", NULL, NULL);
-        return;
-    }
-    c->out_len = (uint32_t)out_len;
-    c->in_off += p->head_len;
-    c->pool = (int)lc->pool_index;
-    c->hash_key = request_hash_key(c, head, &cfg->pools[c->pool]);
-    memset(&c->tried, 0, sizeof(c->tried));
-    c->attempts = 0;
-    c->req_done = false;
-    c->resp_done = false;
-    connect_next(c);
+    (void)lc;
+    request_route(c);
 }
 
 static void on_client_head_recv(struct voro_op *op, int res)
@@ -1101,6 +1533,13 @@ static void request_begin(struct voro_http_conn *c)
         c->rout = NULL;
     }
     c->server_abandoned = false;
+    if (c->body) {
+        bodybuf_put(w, c->body);
+        c->body = NULL;
+    }
+    c->body_len = c->body_send_off = 0;
+    c->route = -1;
+    c->model[0] = '\0';
     struct voro_http1_limits limits = {
         .max_line = cfg->http.max_request_line,
         .max_head = cfg->http.max_header_bytes,
