@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "cluster/http_probe.h"
 #include "cluster/outlier.h"
@@ -274,6 +276,20 @@ static const char *connect_reason(int status)
 }
 
 static void probe_closed(uv_handle_t *handle) { free(handle->data); }
+static void proc_closed(uv_handle_t *handle) { free(handle->data); }
+
+/* Reaps a SIGKILLed child: bounded (about 200 ms), a child stuck in the kernel stays a zombie. */
+static void reap(int pid)
+{
+    for (int i = 0; i < 200; i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 static void probe_detach(struct hc_server *s)
 {
@@ -288,10 +304,14 @@ static void probe_detach(struct hc_server *s)
         s->http = NULL;
     }
     if (s->proc) {
-        /* killed by pid; its exit callback closes the handle (so the child is reaped) */
+        /* killed by pid and reaped here: once closed, libuv no longer reaps it, and waiting for
+         * its exit callback would keep the loop (and a shutdown) waiting on a child */
+        int pid = s->proc->proc.pid;
         s->proc->srv = NULL;
         uv_process_kill(&s->proc->proc, SIGKILL);
+        uv_close((uv_handle_t *)&s->proc->proc, proc_closed);
         s->proc = NULL;
+        reap(pid);
     }
 }
 
@@ -376,15 +396,13 @@ static void start_http(struct hc_server *s)
     }
 }
 
-static void proc_closed(uv_handle_t *handle) { free(handle->data); }
-
 static void on_proc_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
 {
     struct hc_proc *pr = proc->data;
     struct hc_server *s = pr->srv;
-    uv_close((uv_handle_t *)proc, proc_closed);
     if (!s)
-        return;
+        return; /* detached: already closed and reaped */
+    uv_close((uv_handle_t *)proc, proc_closed);
     s->proc = NULL;
     if (term_signal) {
         snprintf(s->check_buf, sizeof(s->check_buf), "signal %d", term_signal);

@@ -29,6 +29,7 @@ struct mini_server {
     enum mini_mode mode;
     char last_request[4096]; /* under lock */
     atomic_int requests;
+    atomic_int posts; /* requests whose method is POST */
     atomic_bool stop;
 };
 
@@ -88,6 +89,8 @@ static void *mini_thread(void *arg)
             memcpy(resp, m->response, rl);
             pthread_mutex_unlock(&m->lock);
             atomic_fetch_add(&m->requests, 1);
+            if (strncmp(req, "POST ", 5) == 0)
+                atomic_fetch_add(&m->posts, 1);
             if (mode == MINI_RESPOND) {
                 (void)!send(fd, resp, rl, MSG_NOSIGNAL);
             } else {
@@ -110,6 +113,7 @@ static void mini_start(struct mini_server *m, const char *response)
     memset(m, 0, sizeof(*m));
     pthread_mutex_init(&m->lock, NULL);
     atomic_init(&m->requests, 0);
+    atomic_init(&m->posts, 0);
     atomic_init(&m->stop, false);
     mini_set(m, MINI_RESPOND, response);
     m->lfd = socket(AF_INET, SOCK_STREAM, 0);
