@@ -10,7 +10,9 @@
 #include <libgen.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
+#include "cluster/control.h"
 #include "cluster/metrics_scrape.h"
 #include "cluster/model_list.h"
 #include "common/clock.h"
@@ -301,6 +303,70 @@ static void test_failed_scrape_publishes_nothing(void **state)
     mini_stop(&ms);
 }
 
+/* Through the control plane: its scraper feeds the on_metrics hook on the control thread. */
+struct ctl_seen {
+    atomic_int metrics;
+    atomic_int running;
+};
+
+static void ctl_metrics(void *ctx, size_t pool, size_t server, const struct voro_engine_metrics *m, uint64_t mono_ms)
+{
+    struct ctl_seen *c = ctx;
+    (void)pool;
+    (void)server;
+    (void)mono_ms;
+    atomic_store(&c->running, (int)m->running);
+    atomic_fetch_add(&c->metrics, 1);
+}
+
+static void *run_thread(void *arg)
+{
+    voro_control_run(arg);
+    return NULL;
+}
+
+static void test_control_on_metrics(void **state)
+{
+    (void)state;
+    struct mini_server ms;
+    mini_start(&ms, "HTTP/1.1 200 OK\r\nContent-Length: 28\r\n\r\nvllm:num_requests_running 4\n");
+    struct voro_server_config srv;
+    set_server(&srv, 1, ms.port);
+    struct voro_pool_config pool;
+    memset(&pool, 0, sizeof(pool));
+    snprintf(pool.name, sizeof(pool.name), "p");
+    pool.servers = &srv;
+    pool.n_servers = 1;
+    pool.l7.metrics_interval_ms = 20;
+    struct voro_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.pools = &pool;
+    cfg.n_pools = 1;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&cfg.admin_bind.ss;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cfg.admin_bind.len = sizeof(*sin);
+    snprintf(cfg.admin_bind.text, sizeof(cfg.admin_bind.text), "127.0.0.1:0");
+    struct ctl_seen cs;
+    atomic_init(&cs.metrics, 0);
+    atomic_init(&cs.running, 0);
+    struct voro_control_hooks hooks = {.ctx = &cs, .on_metrics = ctl_metrics};
+    struct voro_control *c;
+    assert_int_equal(voro_control_create(&c, &cfg, &hooks), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_thread, c), 0);
+    for (int i = 0; i < 1000 && atomic_load(&cs.metrics) == 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    voro_control_stop(c);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&cs.metrics) >= 1);
+    assert_int_equal(atomic_load(&cs.running), 4);
+    assert_int_equal(voro_control_destroy(c), 0);
+    mini_stop(&ms);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -308,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_model_list_parse),
         cmocka_unit_test(test_scrape_gpusim),
         cmocka_unit_test(test_failed_scrape_publishes_nothing),
+        cmocka_unit_test(test_control_on_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "cluster/control.h"
 #include "cluster/health_check.h"
 #include "cluster/outlier.h"
 #include "common/clock.h"
@@ -232,6 +237,85 @@ static void test_health_ejection_verdicts(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Through the control plane: kinds and successes reported from another thread. */
+struct ctl_state {
+    atomic_int ejected;
+    char reason[96];
+};
+
+static void ctl_health(void *ctx, size_t pool, size_t server, bool up, const char *reason)
+{
+    struct ctl_state *st = ctx;
+    (void)pool;
+    (void)server;
+    if (!up && strncmp(reason, "ejected:", 8) == 0) {
+        snprintf(st->reason, sizeof(st->reason), "%s", reason);
+        atomic_fetch_add(&st->ejected, 1);
+    }
+}
+
+static void *run_thread(void *arg)
+{
+    voro_control_run(arg);
+    return NULL;
+}
+
+static void test_control_reports(void **state)
+{
+    (void)state;
+    struct voro_server_config srv[2];
+    set_server(&srv[0], 1);
+    set_server(&srv[1], 2);
+    struct voro_pool_config pool;
+    memset(&pool, 0, sizeof(pool));
+    snprintf(pool.name, sizeof(pool.name), "p");
+    pool.servers = srv;
+    pool.n_servers = 2;
+    pool.health.type = VORO_HEALTH_CHECK_NONE;
+    pool.l7.eject_consecutive = 3;
+    pool.l7.eject_base_ms = 60000;
+    pool.l7.eject_max_percent = 50;
+    struct voro_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.pools = &pool;
+    cfg.n_pools = 1;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&cfg.admin_bind.ss;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cfg.admin_bind.len = sizeof(*sin);
+    snprintf(cfg.admin_bind.text, sizeof(cfg.admin_bind.text), "127.0.0.1:0");
+    struct ctl_state st;
+    memset(&st, 0, sizeof(st));
+    atomic_init(&st.ejected, 0);
+    struct voro_control_hooks hooks = {.ctx = &st, .on_health = ctl_health};
+    struct voro_control *c;
+    assert_int_equal(voro_control_create(&c, &cfg, &hooks), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_thread, c), 0);
+    /* interleaved successes keep server 0 in; many successes in a row coalesce */
+    for (int round = 0; round < 10; round++) {
+        voro_control_report_failure_kind(c, 0, 0, VORO_FAILURE_5XX);
+        voro_control_report_failure(c, 0, 0);
+        for (int i = 0; i < 100; i++)
+            voro_control_report_success(c, 0, 0);
+    }
+    /* three in a row eject server 1 */
+    voro_control_report_failure_kind(c, 0, 1, VORO_FAILURE_5XX);
+    voro_control_report_failure_kind(c, 0, 1, VORO_FAILURE_5XX);
+    voro_control_report_failure(c, 0, 1);
+    for (int i = 0; i < 1000 && atomic_load(&st.ejected) == 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    voro_control_stop(c);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&st.ejected), 1);
+    assert_string_equal(st.reason, "ejected: 3 consecutive failures (60s)");
+    assert_true(voro_control_server_up(c, 0, 0, NULL));
+    assert_false(voro_control_server_up(c, 0, 1, NULL));
+    assert_int_equal(voro_control_destroy(c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_ejection_time_doubles_and_caps),
         cmocka_unit_test(test_max_percent_cap),
         cmocka_unit_test(test_health_ejection_verdicts),
+        cmocka_unit_test(test_control_reports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
