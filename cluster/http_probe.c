@@ -25,6 +25,7 @@ struct voro_http_probe {
     size_t len, cap, max;
     struct voro_http1_parser parser;
     bool head_done;
+    bool is_head; /* HEAD request: the answer has no body whatever its headers say */
     enum voro_http1_body body_kind;
     struct voro_http1_chunked chunked;
     size_t raw_pos;  /* chunked: next undecoded raw byte */
@@ -110,7 +111,7 @@ static void examine(struct voro_http_probe *p, bool eof)
             return;
         }
         p->head_done = true;
-        p->body_kind = voro_http1_body_kind(&p->parser, false, false);
+        p->body_kind = voro_http1_body_kind(&p->parser, p->is_head, false);
         p->raw_pos = p->body_end = p->parser.head_len;
         voro_http1_chunked_init(&p->chunked, 0);
     }
@@ -273,6 +274,7 @@ int voro_http_probe_start(struct voro_http_probe **out, uv_loop_t *loop, const s
     p->cb = cb;
     p->ctx = ctx;
     p->max = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
+    p->is_head = strcmp(req->method, "HEAD") == 0;
     int rc = build_request(p, req);
     if (rc)
         goto fail_mem;

@@ -81,6 +81,11 @@ static void test_content_length(void **state)
     assert_non_null(strstr(m.last_request, "GET /x HTTP/1.1\r\n"));
     assert_non_null(strstr(m.last_request, "Connection: close\r\n"));
     pthread_mutex_unlock(&m.lock);
+    /* HEAD: the Content-Length describes a body that never comes */
+    mini_set(&m, MINI_RESPOND, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n");
+    exchange(m.port, "HEAD", NULL, 2000, 0, &o);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.body_len, 0);
     mini_stop(&m);
 }
 
