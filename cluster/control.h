@@ -23,7 +23,8 @@ struct voro_control_hooks {
     /* SIGTERM / SIGINT (a second one means "stop now"). */
     void (*on_shutdown)(void *ctx, int signo);
     /* A health verdict changed for pools[pool].servers[server] of the config last given
-     * to voro_control_set_config. `reason` is a short static or stack string. */
+     * to voro_control_set_config (down also when ejected or warming up). `reason` is valid
+     * during the call only. */
     void (*on_health)(void *ctx, size_t pool, size_t server, bool up, const char *reason);
     /* Called about every 100 ms (e.g. to free retired snapshots, check a drain). */
     void (*on_tick)(void *ctx);

@@ -22,7 +22,7 @@ enum target_kind {
 };
 
 struct sc_target {
-    struct voro_scrape *sc; /* NULL once detached (closing) */
+    struct voro_scrape *sc; /* owner (borrowed) */
     uv_timer_t timer;
     struct voro_http_probe *probe;
     enum target_kind kind;
