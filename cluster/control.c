@@ -12,6 +12,7 @@
 
 #include "cluster/admin_server.h"
 #include "cluster/health_check.h"
+#include "cluster/metrics_scrape.h"
 #include "common/log.h"
 
 #define TICK_MS 100
@@ -19,8 +20,18 @@
  * a flood of failures already says "down" after `fall` of them. */
 #define REPORT_QUEUE 1024
 
+/* Successes only fill the queue up to this mark: failures keep room. */
+#define REPORT_SUCCESS_MARK (REPORT_QUEUE * 3 / 4)
+
+enum report_kind {
+    REPORT_FAIL_CONNECT = VORO_FAILURE_CONNECT,
+    REPORT_FAIL_5XX = VORO_FAILURE_5XX,
+    REPORT_SUCCESS = 100,
+};
+
 struct report {
     size_t pool, server;
+    int kind;
 };
 
 struct voro_control {
@@ -30,6 +41,7 @@ struct voro_control {
     uv_async_t async;
     struct voro_admin_server *admin;
     struct voro_health *health;
+    struct voro_scrape *scrape;
     struct voro_control_hooks hooks;
     atomic_bool stop_requested;
 
@@ -46,6 +58,27 @@ static void on_health(void *ctx, size_t pool, size_t server, bool up, const char
     VORO_INFO("health", "server %s pool=%zu server=%zu reason=\"%s\"", up ? "up" : "down", pool, server, reason);
     if (c->hooks.on_health)
         c->hooks.on_health(c->hooks.ctx, pool, server, up, reason);
+}
+
+static void on_weight(void *ctx, size_t pool, size_t server, uint32_t permille)
+{
+    struct voro_control *c = ctx;
+    if (c->hooks.on_weight)
+        c->hooks.on_weight(c->hooks.ctx, pool, server, permille);
+}
+
+static void on_metrics(void *ctx, size_t pool, size_t server, const struct voro_engine_metrics *m, uint64_t mono_ms)
+{
+    struct voro_control *c = ctx;
+    if (c->hooks.on_metrics)
+        c->hooks.on_metrics(c->hooks.ctx, pool, server, m, mono_ms);
+}
+
+static void on_models(void *ctx, size_t pool, size_t server, const char *const *ids, size_t n)
+{
+    struct voro_control *c = ctx;
+    if (c->hooks.on_models)
+        c->hooks.on_models(c->hooks.ctx, pool, server, ids, n);
 }
 
 static void on_signal(uv_signal_t *h, int signo)
@@ -76,8 +109,13 @@ static void on_async(uv_async_t *a)
     memcpy(batch, c->reports, n * sizeof(batch[0]));
     c->n_reports = 0;
     pthread_mutex_unlock(&c->report_lock);
-    for (size_t i = 0; i < n; i++)
-        voro_health_report_failure(c->health, batch[i].pool, batch[i].server);
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i].kind == REPORT_SUCCESS)
+            voro_health_report_success(c->health, batch[i].pool, batch[i].server);
+        else
+            voro_health_report_failure_kind(c->health, batch[i].pool, batch[i].server,
+                                            (enum voro_failure_kind)batch[i].kind);
+    }
     if (atomic_load(&c->stop_requested))
         uv_stop(&c->loop);
 }
@@ -96,6 +134,9 @@ static int control_teardown(struct voro_control *c)
     if (c->health)
         voro_health_destroy(c->health);
     c->health = NULL;
+    if (c->scrape)
+        voro_scrape_destroy(c->scrape);
+    c->scrape = NULL;
     /* bounded: each pass only runs close callbacks and cancelled requests */
     for (int i = 0; i < 1000 && uv_run(&c->loop, UV_RUN_NOWAIT) != 0; i++)
         ;
@@ -146,7 +187,13 @@ int voro_control_create(struct voro_control **out, const struct voro_config *cfg
         goto fail;
     if ((rc = voro_health_create(&c->health, &c->loop, on_health, c)) != 0)
         goto fail;
+    voro_health_set_weight_cb(c->health, on_weight);
     if ((rc = voro_health_set_config(c->health, cfg)) != 0)
+        goto fail;
+    struct voro_scrape_hooks sh = {.ctx = c, .on_metrics = on_metrics, .on_models = on_models};
+    if ((rc = voro_scrape_create(&c->scrape, &c->loop, &sh)) != 0)
+        goto fail;
+    if ((rc = voro_scrape_set_config(c->scrape, cfg)) != 0)
         goto fail;
     if ((rc = voro_admin_server_create(&c->admin, &c->loop, &cfg->admin_bind)) != 0)
         goto fail;
@@ -179,21 +226,49 @@ int voro_control_set_config(struct voro_control *c, const struct voro_config *cf
     pthread_mutex_lock(&c->report_lock);
     c->n_reports = 0;
     pthread_mutex_unlock(&c->report_lock);
-    return voro_health_set_config(c->health, cfg);
+    int rc = voro_health_set_config(c->health, cfg);
+    if (rc)
+        return rc;
+    return voro_scrape_set_config(c->scrape, cfg);
 }
 
-void voro_control_report_failure(struct voro_control *c, size_t pool, size_t server)
+static void report(struct voro_control *c, size_t pool, size_t server, int kind)
 {
-    bool queued = false;
+    bool queued = false, wake = true;
     pthread_mutex_lock(&c->report_lock);
-    if (c->n_reports < REPORT_QUEUE) {
-        c->reports[c->n_reports++] = (struct report){.pool = pool, .server = server};
+    if (kind == REPORT_SUCCESS) {
+        const struct report *last = c->n_reports ? &c->reports[c->n_reports - 1] : NULL;
+        if (last && last->kind == REPORT_SUCCESS && last->pool == pool && last->server == server) {
+            queued = true; /* coalesced: the wake-up is already pending */
+            wake = false;
+        } else if (c->n_reports < REPORT_SUCCESS_MARK) {
+            c->reports[c->n_reports++] = (struct report){.pool = pool, .server = server, .kind = kind};
+            queued = true;
+        }
+    } else if (c->n_reports < REPORT_QUEUE) {
+        c->reports[c->n_reports++] = (struct report){.pool = pool, .server = server, .kind = kind};
         queued = true;
     }
     pthread_mutex_unlock(&c->report_lock);
     if (!queued)
         atomic_fetch_add(&c->reports_dropped, 1);
-    uv_async_send(&c->async);
+    if (wake)
+        uv_async_send(&c->async);
+}
+
+void voro_control_report_failure(struct voro_control *c, size_t pool, size_t server)
+{
+    report(c, pool, server, REPORT_FAIL_CONNECT);
+}
+
+void voro_control_report_failure_kind(struct voro_control *c, size_t pool, size_t server, enum voro_failure_kind kind)
+{
+    report(c, pool, server, kind == VORO_FAILURE_5XX ? REPORT_FAIL_5XX : REPORT_FAIL_CONNECT);
+}
+
+void voro_control_report_success(struct voro_control *c, size_t pool, size_t server)
+{
+    report(c, pool, server, REPORT_SUCCESS);
 }
 
 int voro_control_run(struct voro_control *c)

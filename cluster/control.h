@@ -10,6 +10,8 @@
 
 #include "cluster/admin.h"
 #include "cluster/config.h"
+#include "cluster/engine_metrics.h"
+#include "cluster/health_check.h"
 
 struct voro_control;
 
@@ -21,10 +23,19 @@ struct voro_control_hooks {
     /* SIGTERM / SIGINT (a second one means "stop now"). */
     void (*on_shutdown)(void *ctx, int signo);
     /* A health verdict changed for pools[pool].servers[server] of the config last given
-     * to voro_control_set_config. `reason` is a short static or stack string. */
+     * to voro_control_set_config (down also when ejected or warming up). `reason` is valid
+     * during the call only. */
     void (*on_health)(void *ctx, size_t pool, size_t server, bool up, const char *reason);
     /* Called about every 100 ms (e.g. to free retired snapshots, check a drain). */
     void (*on_tick)(void *ctx);
+    /* Optional L7 publications (NULL = ignored), indices as for on_health: */
+    /* A good metrics scrape of the server's metrics_url; `m` valid during the call only;
+     * `mono_ms` = CLOCK_MONOTONIC ms of the scrape. */
+    void (*on_metrics)(void *ctx, size_t pool, size_t server, const struct voro_engine_metrics *m, uint64_t mono_ms);
+    /* The model ids the server listed on GET /v1/models (pool l7.learn_models); valid during the call. */
+    void (*on_models)(void *ctx, size_t pool, size_t server, const char *const *ids, size_t n);
+    /* Slow-start weight 50..1000 permille (pool l7.slow_start_ms). */
+    void (*on_weight)(void *ctx, size_t pool, size_t server, uint32_t permille);
 };
 
 /* Creates the control plane on the calling thread's new libuv loop; binds the admin server
@@ -44,8 +55,15 @@ uint16_t voro_control_admin_port(const struct voro_control *c);
 /* Replaces the health-check targets (pools/servers of `cfg`, borrowed until the next call).
  * Servers keep their state when pool name and server address are unchanged. */
 int voro_control_set_config(struct voro_control *c, const struct voro_config *cfg);
-/* Passive health signal from the data plane (e.g. a failed connect), thread-safe. */
+/* Passive health signal from the data plane (e.g. a failed connect), thread-safe.
+ * Same as voro_control_report_failure_kind(c, pool, server, VORO_FAILURE_CONNECT). */
 void voro_control_report_failure(struct voro_control *c, size_t pool, size_t server);
+/* A failed request of `kind` (connect failure or a 5xx answer), thread-safe: feeds outlier
+ * ejection (and `fall` for connect failures). */
+void voro_control_report_failure_kind(struct voro_control *c, size_t pool, size_t server, enum voro_failure_kind kind);
+/* A request that succeeded, thread-safe: resets the ejection streak. Cheap to call often:
+ * repeats for the same server are coalesced and they are dropped first when the queue fills. */
+void voro_control_report_success(struct voro_control *c, size_t pool, size_t server);
 /* Runs the loop on the calling thread until voro_control_stop. */
 int voro_control_run(struct voro_control *c);
 /* Thread-safe: makes voro_control_run return. */

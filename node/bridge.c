@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/model_list.h"
 #include "cluster/prom_text.h"
 #include "common/log.h"
 #include "node/stats.h"
@@ -155,6 +156,164 @@ static void on_health(void *ctx, size_t pool, size_t server, bool up, const char
     voro_node_set_health(b->node, pool, server, up);
 }
 
+/* The signals of pools[pool].servers[server] in the current snapshot, or NULL. */
+static struct voro_backend_signals *signals_of(struct voro_bridge *b, size_t pool, size_t server)
+{
+    struct voro_snapshot *snap = b->node->current;
+    if (!snap || pool >= snap->cfg->n_pools || server >= snap->cfg->pools[pool].n_servers)
+        return NULL;
+    return &snap->servers[pool][server].signals;
+}
+
+static uint32_t to_u32(double v)
+{
+    if (!(v > 0))
+        return 0;
+    return v >= 4294967295.0 ? UINT32_MAX : (uint32_t)(v + 0.5);
+}
+
+static uint32_t to_permille(double v)
+{
+    if (!(v > 0))
+        return 0;
+    return v >= 1.0 ? 1000u : (uint32_t)(v * 1000.0 + 0.5);
+}
+
+/* Writes a good scrape into the snapshot's signals. Absent fields are left as they were.
+ * Capacity: the configured one (server capacity=N) if set, else the most sequences ever seen
+ * running at once on that server (it only grows; a restart of the node learns it again). */
+static void on_metrics(void *ctx, size_t pool, size_t server, const struct voro_engine_metrics *m, uint64_t mono_ms)
+{
+    struct voro_bridge *b = ctx;
+    struct voro_backend_signals *sg = signals_of(b, pool, server);
+    if (!sg)
+        return;
+    const memory_order rx = memory_order_relaxed;
+    if (m->present & VORO_ENGINE_HAS(VORO_ENGINE_QUEUE_DEPTH))
+        atomic_store_explicit(&sg->queue_depth, to_u32(m->queue_depth), rx);
+    if (m->present & VORO_ENGINE_HAS(VORO_ENGINE_RUNNING)) {
+        uint32_t running = to_u32(m->running);
+        atomic_store_explicit(&sg->running, running, rx);
+        uint32_t configured = b->node->current->cfg->pools[pool].servers[server].capacity;
+        if (configured)
+            atomic_store_explicit(&sg->capacity, configured, rx);
+        else if (running > atomic_load_explicit(&sg->capacity, rx))
+            atomic_store_explicit(&sg->capacity, running, rx);
+    }
+    if (m->present & VORO_ENGINE_HAS(VORO_ENGINE_KV_CACHE_USAGE))
+        atomic_store_explicit(&sg->kv_usage_permille, to_permille(m->kv_cache_usage), rx);
+    if (m->present & VORO_ENGINE_HAS(VORO_ENGINE_GPU_UTIL))
+        atomic_store_explicit(&sg->gpu_util_permille, to_permille(m->gpu_util), rx);
+    if (m->present & VORO_ENGINE_HAS(VORO_ENGINE_GPU_MEM_FREE))
+        atomic_store_explicit(&sg->gpu_mem_free_bytes,
+                              m->gpu_mem_free_bytes > 0 ? (uint64_t)m->gpu_mem_free_bytes : 0, rx);
+    if (m->present & VORO_ENGINE_HAS(VORO_ENGINE_XID_ERRORS)) {
+        uint32_t f = atomic_load_explicit(&sg->flags, rx);
+        f = m->xid_errors != 0 ? (f | VORO_SIGNAL_GPU_ERROR) : (f & ~VORO_SIGNAL_GPU_ERROR);
+        atomic_store_explicit(&sg->flags, f, rx);
+    }
+    /* release: a worker that sees the new time also sees the figures above */
+    atomic_store_explicit(&sg->metrics_time_ms, mono_ms ? mono_ms : 1, memory_order_release);
+}
+
+static void on_weight(void *ctx, size_t pool, size_t server, uint32_t permille)
+{
+    struct voro_bridge *b = ctx;
+    struct voro_backend_signals *sg = signals_of(b, pool, server);
+    if (sg)
+        atomic_store_explicit(&sg->weight_permille, permille, memory_order_relaxed);
+}
+
+/* Learned model lists, keyed by pool name and server address so they survive reloads. Kept
+ * here until routing consumes them (the routing integration belongs to the lead's branch). */
+struct bridge_models_entry {
+    char pool[VORO_NAME_MAX];
+    char addr[VORO_ADDR_TEXT_MAX];
+    size_t n;
+    char (*ids)[VORO_MODEL_ID_MAX];
+};
+
+struct voro_bridge_models {
+    struct bridge_models_entry *items;
+    size_t n, cap;
+};
+
+static struct bridge_models_entry *models_entry(struct voro_bridge *b, const char *pool, const char *addr, bool add)
+{
+    if (!b->models) {
+        if (!add || !(b->models = calloc(1, sizeof(*b->models))))
+            return NULL;
+    }
+    struct voro_bridge_models *t = b->models;
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->items[i].pool, pool) == 0 && strcmp(t->items[i].addr, addr) == 0)
+            return &t->items[i];
+    if (!add)
+        return NULL;
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 8;
+        struct bridge_models_entry *ni = realloc(t->items, ncap * sizeof(*ni));
+        if (!ni)
+            return NULL;
+        t->items = ni;
+        t->cap = ncap;
+    }
+    struct bridge_models_entry *e = &t->items[t->n++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->pool, sizeof(e->pool), "%s", pool);
+    snprintf(e->addr, sizeof(e->addr), "%s", addr);
+    return e;
+}
+
+static void on_models(void *ctx, size_t pool, size_t server, const char *const *ids, size_t n)
+{
+    struct voro_bridge *b = ctx;
+    const struct voro_config *cfg = b->node->current->cfg;
+    if (pool >= cfg->n_pools || server >= cfg->pools[pool].n_servers)
+        return;
+    const struct voro_pool_config *pc = &cfg->pools[pool];
+    const struct voro_server_config *sc = &pc->servers[server];
+    struct bridge_models_entry *e = models_entry(b, pc->name, sc->addr.text, true);
+    if (!e)
+        return;
+    bool same = e->n == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(e->ids[i], ids[i]) == 0;
+    if (same)
+        return;
+    char (*nids)[VORO_MODEL_ID_MAX] = n ? calloc(n, sizeof(*nids)) : NULL;
+    if (n && !nids)
+        return;
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nids[i], sizeof(nids[i]), "%s", ids[i]);
+        if (used < sizeof(list))
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "", ids[i]);
+    }
+    free(e->ids);
+    e->ids = nids;
+    e->n = n;
+    VORO_INFO("models", "pool %s server %s (%s) serves %zu model%s: %s", pc->name, sc->name, sc->addr.text, n,
+              n == 1 ? "" : "s", list);
+}
+
+const char (*voro_bridge_learned_models(const struct voro_bridge *b, const char *pool_name, const char *addr_text,
+                                        size_t *n))[128]
+{
+    *n = 0;
+    if (!b->models)
+        return NULL;
+    for (size_t i = 0; i < b->models->n; i++) {
+        const struct bridge_models_entry *e = &b->models->items[i];
+        if (strcmp(e->pool, pool_name) == 0 && strcmp(e->addr, addr_text) == 0) {
+            *n = e->n;
+            return (const char(*)[128])e->ids;
+        }
+    }
+    return NULL;
+}
+
 static void on_tick(void *ctx)
 {
     struct voro_bridge *b = ctx;
@@ -174,6 +333,9 @@ struct voro_control_hooks voro_bridge_hooks(struct voro_bridge *b)
         .on_shutdown = on_shutdown,
         .on_health = on_health,
         .on_tick = on_tick,
+        .on_metrics = on_metrics,
+        .on_models = on_models,
+        .on_weight = on_weight,
     };
 }
 
@@ -203,4 +365,11 @@ void voro_bridge_destroy(struct voro_bridge *b)
 {
     free(b->failures_seen);
     b->failures_seen = NULL;
+    if (b->models) {
+        for (size_t i = 0; i < b->models->n; i++)
+            free(b->models->items[i].ids);
+        free(b->models->items);
+        free(b->models);
+        b->models = NULL;
+    }
 }

@@ -21,6 +21,7 @@ struct voro_bridge {
     const char *config_path;       /* not owned */
     uint64_t *failures_seen;       /* [global server index] of the current snapshot, owned */
     uint64_t failures_generation;
+    struct voro_bridge_models *models; /* learned /v1/models per (pool name, server address), owned */
     struct {
         voro_pre_stop_hook fn;
         void *ctx;
@@ -36,5 +37,9 @@ struct voro_control_hooks voro_bridge_hooks(struct voro_bridge *b);
 int voro_bridge_attach(struct voro_bridge *b, struct voro_control *control);
 int voro_bridge_add_pre_stop_hook(struct voro_bridge *b, voro_pre_stop_hook fn, void *ctx);
 void voro_bridge_destroy(struct voro_bridge *b);
+/* The model ids last learned from pool `pool_name`'s server at `addr_text` (bridge-owned,
+ * valid until the next control-thread event); NULL and *n = 0 when none. Control thread only. */
+const char (*voro_bridge_learned_models(const struct voro_bridge *b, const char *pool_name, const char *addr_text,
+                                        size_t *n))[128];
 
 #endif

@@ -23,6 +23,24 @@ static const struct voro_server_state *find_prev_state(const struct voro_snapsho
     return NULL;
 }
 
+static void init_signals(struct voro_backend_signals *sg, const struct voro_backend_signals *old, uint32_t capacity)
+{
+#define CARRY(field, dflt) atomic_init(&sg->field, old ? atomic_load(&old->field) : (dflt))
+    CARRY(weight_permille, 1000u);
+    atomic_init(&sg->inflight, 0u); /* old requests end against the old snapshot's counter */
+    CARRY(queue_depth, 0u);
+    CARRY(running, 0u);
+    CARRY(kv_usage_permille, 0u);
+    CARRY(gpu_util_permille, 0u);
+    CARRY(capacity, 0u);
+    CARRY(flags, 0u);
+    CARRY(gpu_mem_free_bytes, 0u);
+    CARRY(metrics_time_ms, 0u);
+#undef CARRY
+    if (capacity)
+        atomic_store(&sg->capacity, capacity);
+}
+
 int voro_snapshot_create(struct voro_snapshot **out, struct voro_config *cfg, const struct voro_snapshot *prev,
                          uint32_t n_slots, uint64_t generation)
 {
@@ -48,23 +66,7 @@ int voro_snapshot_create(struct voro_snapshot **out, struct voro_config *cfg, co
             const struct voro_server_state *old = find_prev_state(prev, pc->name, &pc->servers[s].addr);
             uint32_t health = old ? atomic_load(&old->health) : VORO_SERVER_UP;
             atomic_init(&snap->servers[p][s].health, health);
-            struct voro_backend_signals *sig = &snap->servers[p][s].signals;
-            if (old) {
-                /* Carry the published signals across a reload (inflight restarts: the old
-                 * snapshot's requests finish there). */
-                atomic_init(&sig->weight_permille, atomic_load(&old->signals.weight_permille));
-                atomic_init(&sig->queue_depth, atomic_load(&old->signals.queue_depth));
-                atomic_init(&sig->running, atomic_load(&old->signals.running));
-                atomic_init(&sig->kv_usage_permille, atomic_load(&old->signals.kv_usage_permille));
-                atomic_init(&sig->gpu_util_permille, atomic_load(&old->signals.gpu_util_permille));
-                atomic_init(&sig->capacity, atomic_load(&old->signals.capacity));
-                atomic_init(&sig->flags, atomic_load(&old->signals.flags));
-                atomic_init(&sig->gpu_mem_free_bytes, atomic_load(&old->signals.gpu_mem_free_bytes));
-                atomic_init(&sig->metrics_time_ms, atomic_load(&old->signals.metrics_time_ms));
-            } else {
-                atomic_init(&sig->weight_permille, 1000);
-                atomic_init(&sig->capacity, pc->servers[s].capacity);
-            }
+            init_signals(&snap->servers[p][s].signals, old ? &old->signals : NULL, pc->servers[s].capacity);
             snap->servers[p][s].global_index = total++;
         }
     }

@@ -34,7 +34,7 @@ struct voro_listener_counters {
 
 struct voro_server_state {
     _Atomic uint32_t health; /* VORO_SERVER_UP bit (balance.h); written by the control thread */
-    struct voro_backend_signals signals; /* engine/GPU metrics, slow start, node-wide in-flight */
+    struct voro_backend_signals signals; /* L7 load figures (balance.h); control thread + workers' inflight */
     uint32_t global_index;   /* index into the per-worker counter blocks */
 };
 
@@ -64,6 +64,8 @@ struct voro_snapshot {
 
 /* Builds a snapshot taking ownership of `cfg` (freed with the snapshot, also on failure).
  * Health words start from `prev` for servers with the same pool name and address, else up.
+ * Signals start from `prev` the same way (metrics, slow-start weight, learned capacity; inflight
+ * starts at 0), else weight 1000 and nothing measured; a configured capacity always wins.
  * `n_slots` sizes the counters (>= every worker slot that may use it). refs starts at 1. */
 int voro_snapshot_create(struct voro_snapshot **out, struct voro_config *cfg, const struct voro_snapshot *prev,
                          uint32_t n_slots, uint64_t generation);
