@@ -105,13 +105,15 @@ static int set_algorithm(struct pstate *, const struct row *, void *, const char
                          size_t);
 static int set_pool_server(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
                            size_t);
-static int set_hash_key(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
-static int set_health_method(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
-static int set_url_path(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
-static int set_route_host(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
-static int set_route_methods(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
-static int set_route_header(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
-static int set_route_model(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+/* The L7 setters, declared through the function type to keep the list short. */
+typedef int setter_fn_t(struct pstate *, const struct row *, void *, const char *, const char *, int, char *, size_t);
+static setter_fn_t set_hash_key;
+static setter_fn_t set_health_method;
+static setter_fn_t set_url_path;
+static setter_fn_t set_route_host;
+static setter_fn_t set_route_methods;
+static setter_fn_t set_route_header;
+static setter_fn_t set_route_model;
 
 #define NODE VORO_SCOPE_NODE
 #define CLUSTER VORO_SCOPE_CLUSTER

@@ -59,7 +59,7 @@ static int scan_string(struct scan *s, const char **start, const char **stop, bo
                     return -EINVAL;
             }
             p += 6;
-        } else if (strchr("\"\\/bfnrt", e) && e) {
+        } else if (e && strchr("\"\\/bfnrt", e)) {
             p += 2;
         } else {
             return -EINVAL;
