@@ -43,7 +43,7 @@ def config(port, backend):
     return (f"[server]\nthreads = 1\n[node]\nadmin_address = {{admin}}\n"
             f"[http]\nmax_body = 1m\nheader_timeout = 500ms\n"
             f"[listener web]\nmode = http\nbind = 127.0.0.1:{port}\npool = web\n"
-            f"[pool web]\nhealth_check = none\nserver = b {backend}\n")
+            f"[pool web]\nhealth_check = none\nlearn_models = false\nserver = b {backend}\n")
 
 
 def read_all(s, timeout=5):

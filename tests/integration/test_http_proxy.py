@@ -16,7 +16,7 @@ from voro_harness import Runner, Voro, connect, free_port, is_closed_by_peer, re
 def config(port, servers, extra_pool="", extra="", threads=1):
     text = (f"[server]\nthreads = {threads}\n[node]\nadmin_address = {{admin}}\n{extra}"
             f"[listener web]\nmode = http\nbind = 127.0.0.1:{port}\npool = web\n"
-            f"[pool web]\nretries = 1\n{extra_pool}")
+            f"[pool web]\nretries = 1\nlearn_models = false\n{extra_pool}")
     if "health_check" not in extra_pool:
         text += "health_check = none\n"
     for i, s in enumerate(servers):
