@@ -10,7 +10,7 @@ import socket
 import time
 
 from http_backend import HttpBackend
-from voro_harness import Runner, Voro, connect, free_port, is_closed_by_peer, recv_until_eof, wait_until
+from voro_harness import dead_port, Runner, Voro, connect, free_port, is_closed_by_peer, recv_until_eof, wait_until
 
 
 def config(port, servers, extra_pool="", extra="", threads=1):
@@ -221,7 +221,7 @@ def case_websocket_tunnel(r, model):
 
 
 def case_retry_and_errors(r, model):
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{dead_port()}"
     good = HttpBackend("good")
     port = free_port()
     v = Voro(r.args.voro, config(port, [dead, good.addr]), io_model=model)
@@ -264,7 +264,7 @@ def case_retry_and_errors(r, model):
 
 def case_no_server_503(r, model):
     port = free_port()
-    v = Voro(r.args.voro, config(port, [f"127.0.0.1:{free_port()}"], extra_pool="health_check = tcp\nhealth_interval = 100ms\nhealth_rise = 1\nhealth_fall = 1\n"),
+    v = Voro(r.args.voro, config(port, [f"127.0.0.1:{dead_port()}"], extra_pool="health_check = tcp\nhealth_interval = 100ms\nhealth_rise = 1\nhealth_fall = 1\n"),
              io_model=model)
     try:
         wait_until(lambda: v.stats()["pools"][0]["servers"][0]["health"] == "down", what="server down")

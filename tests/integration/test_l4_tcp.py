@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from voro_harness import (Backend, Runner, Voro, connect, free_port, is_closed_by_peer, recv_exactly,
+from voro_harness import (dead_port, Backend, Runner, Voro, connect, free_port, is_closed_by_peer, recv_exactly,
                           recv_until_eof, wait_until)
 
 
@@ -84,9 +84,9 @@ def case_half_close(r, model):
 
 def case_backend_down_retry(r, model):
     good = Backend("good", mode="ident")
-    dead_port = free_port()  # nothing listens here
+    dead = dead_port()  # nothing listens here
     port = free_port()
-    cfg = config(port, [f"127.0.0.1:{dead_port}", good.addr], extra_pool="retries = 2\nhealth_check = none\n", threads=1)
+    cfg = config(port, [f"127.0.0.1:{dead}", good.addr], extra_pool="retries = 2\nhealth_check = none\n", threads=1)
     v = Voro(r.args.voro, cfg, io_model=model)
     try:
         for _ in range(6):
@@ -104,9 +104,9 @@ def case_backend_down_retry(r, model):
 
 def case_health_check_marks_down(r, model):
     good = Backend("good", mode="ident")
-    dead_port = free_port()
+    dead = dead_port()
     port = free_port()
-    cfg = config(port, [f"127.0.0.1:{dead_port}", good.addr],
+    cfg = config(port, [f"127.0.0.1:{dead}", good.addr],
                  extra_pool="health_check = tcp\nhealth_rise = 1\nhealth_fall = 1\n", threads=1)
     v = Voro(r.args.voro, cfg, io_model=model)
     try:
@@ -125,7 +125,7 @@ def case_health_check_marks_down(r, model):
 
 def case_no_server(r, model):
     port = free_port()
-    cfg = config(port, [f"127.0.0.1:{free_port()}"], extra_pool="retries = 1\nhealth_check = none\n", threads=1)
+    cfg = config(port, [f"127.0.0.1:{dead_port()}"], extra_pool="retries = 1\nhealth_check = none\n", threads=1)
     v = Voro(r.args.voro, cfg, io_model=model)
     try:
         s = connect(port)

@@ -34,6 +34,19 @@ def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+_dead_port_holders = []
+
+
+def dead_port(host="127.0.0.1"):
+    """A port nothing listens on, kept bound (not listening) for the life of the test process:
+    connects to it are refused, and no connection can ever pick it as its own source port (a
+    plain unused port in the ephemeral range can: TCP then connects to itself)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    _dead_port_holders.append(s)
+    return s.getsockname()[1]
+
+
 def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     last = None
