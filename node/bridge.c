@@ -56,25 +56,38 @@ static void handle_healthz(void *ctx, const struct voro_admin_request *req, stru
     }
 }
 
-/* Re-sizes the passive-failure bookkeeping for a new snapshot. */
+/* What the bridge last forwarded of each server's passive signals. */
+struct voro_bridge_seen {
+    uint64_t connect_failures, http_5xx, recoveries;
+};
+
+static void sum_passive(const struct voro_snapshot *snap, uint32_t gi, struct voro_bridge_seen *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned slot = 0; slot < snap->n_slots; slot++) {
+        const struct voro_server_counters *c = &snap->counters[(size_t)slot * snap->n_servers_total + gi];
+        out->connect_failures += voro_counter_get(&c->connect_failures);
+        out->http_5xx += voro_counter_get(&c->http_5xx);
+        out->recoveries += voro_counter_get(&c->recoveries);
+    }
+}
+
+/* Re-sizes the passive-signal bookkeeping for a new snapshot. */
 static void reset_failures(struct voro_bridge *b)
 {
     const struct voro_snapshot *snap = b->node->current;
     free(b->failures_seen);
-    b->failures_seen = calloc(snap->n_servers_total ? snap->n_servers_total : 1, sizeof(uint64_t));
+    b->failures_seen = calloc(snap->n_servers_total ? snap->n_servers_total : 1, sizeof(*b->failures_seen));
     b->failures_generation = snap->generation;
     if (!b->failures_seen)
         return;
-    for (size_t p = 0; p < snap->cfg->n_pools; p++) {
-        for (size_t s = 0; s < snap->cfg->pools[p].n_servers; s++) {
-            uint32_t gi = snap->servers[p][s].global_index;
-            for (unsigned slot = 0; slot < snap->n_slots; slot++)
-                b->failures_seen[gi] += voro_counter_get(&snap->counters[(size_t)slot * snap->n_servers_total + gi].connect_failures);
-        }
-    }
+    for (size_t p = 0; p < snap->cfg->n_pools; p++)
+        for (size_t s = 0; s < snap->cfg->pools[p].n_servers; s++)
+            sum_passive(snap, snap->servers[p][s].global_index, &b->failures_seen[snap->servers[p][s].global_index]);
 }
 
-/* Failed connects counted by workers become passive health signals (one per failure). */
+/* Workers count failed connects, 5xx answers and recoveries per server; the bridge turns the
+ * new ones into passive health reports (failures first, then a recovery resets the streak). */
 static void forward_passive_failures(struct voro_bridge *b)
 {
     const struct voro_snapshot *snap = b->node->current;
@@ -87,13 +100,15 @@ static void forward_passive_failures(struct voro_bridge *b)
     for (size_t p = 0; p < snap->cfg->n_pools; p++) {
         for (size_t s = 0; s < snap->cfg->pools[p].n_servers; s++) {
             uint32_t gi = snap->servers[p][s].global_index;
-            uint64_t total = 0;
-            for (unsigned slot = 0; slot < snap->n_slots; slot++)
-                total += voro_counter_get(&snap->counters[(size_t)slot * snap->n_servers_total + gi].connect_failures);
-            uint64_t fresh = total - b->failures_seen[gi];
-            b->failures_seen[gi] = total;
-            for (uint64_t i = 0; i < fresh && i < 16; i++)
-                voro_control_report_failure(b->control, p, s);
+            struct voro_bridge_seen now, *seen = &b->failures_seen[gi];
+            sum_passive(snap, gi, &now);
+            for (uint64_t i = 0; i < now.connect_failures - seen->connect_failures && i < 16; i++)
+                voro_control_report_failure_kind(b->control, p, s, VORO_FAILURE_CONNECT);
+            for (uint64_t i = 0; i < now.http_5xx - seen->http_5xx && i < 16; i++)
+                voro_control_report_failure_kind(b->control, p, s, VORO_FAILURE_5XX);
+            if (now.recoveries != seen->recoveries)
+                voro_control_report_success(b->control, p, s);
+            *seen = now;
         }
     }
 }

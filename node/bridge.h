@@ -13,13 +13,15 @@
 /* Runs before the node stops accepting on SIGTERM/SIGINT (e.g. to hand a virtual IP over). */
 typedef void (*voro_pre_stop_hook)(void *ctx);
 
+struct voro_bridge_seen;
+
 #define VORO_MAX_PRE_STOP_HOOKS 8
 
 struct voro_bridge {
     struct voro_node *node;        /* not owned */
     struct voro_control *control;  /* not owned; set after voro_control_create */
     const char *config_path;       /* not owned */
-    uint64_t *failures_seen;       /* [global server index] of the current snapshot, owned */
+    struct voro_bridge_seen *failures_seen; /* [global server index] of the current snapshot, owned */
     uint64_t failures_generation;
     struct voro_bridge_models *models; /* learned /v1/models per (pool name, server address), owned */
     struct {

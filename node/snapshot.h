@@ -19,7 +19,9 @@ struct voro_server_counters {
     _Atomic uint64_t bytes_in;     /* from the server */
     _Atomic uint64_t bytes_out;    /* to the server */
     _Atomic uint64_t connect_failures;
-    _Atomic uint64_t pad[3];
+    _Atomic uint64_t http_5xx;     /* 5xx answers (passive outlier detection) */
+    _Atomic uint64_t recoveries;   /* good answers right after a failure (resets the ejection streak) */
+    _Atomic uint64_t last_failed;  /* 1 while this worker's last exchange with the server failed */
 };
 
 /* Per-listener counters, one block per worker slot (same rules as the server counters). */

@@ -15,7 +15,7 @@
 #endif
 
 struct server_sum {
-    uint64_t connections, active, bytes_in, bytes_out, connect_failures;
+    uint64_t connections, active, bytes_in, bytes_out, connect_failures, http_5xx;
 };
 
 struct listener_sum {
@@ -33,6 +33,7 @@ static void sum_server(const struct voro_snapshot *snap, size_t pool, size_t ser
         out->bytes_in += voro_counter_get(&c->bytes_in);
         out->bytes_out += voro_counter_get(&c->bytes_out);
         out->connect_failures += voro_counter_get(&c->connect_failures);
+        out->http_5xx += voro_counter_get(&c->http_5xx);
     }
 }
 
@@ -174,8 +175,19 @@ int voro_stats_write_json(const struct voro_stats_source *src, struct voro_strbu
             voro_strbuf_json_string(o, reason ? reason : "");
             voro_strbuf_printf(o,
                                ",\"connections\":%" PRIu64 ",\"active\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-                               ",\"bytes_out\":%" PRIu64 ",\"connect_failures\":%" PRIu64 "}",
-                               sum.connections, sum.active, sum.bytes_in, sum.bytes_out, sum.connect_failures);
+                               ",\"bytes_out\":%" PRIu64 ",\"connect_failures\":%" PRIu64 ",\"http_5xx\":%" PRIu64,
+                               sum.connections, sum.active, sum.bytes_in, sum.bytes_out, sum.connect_failures, sum.http_5xx);
+            const struct voro_backend_signals *sig = &snap->servers[p][s].signals;
+            uint64_t mt = atomic_load_explicit(&sig->metrics_time_ms, memory_order_relaxed);
+            voro_strbuf_printf(o,
+                               ",\"signals\":{\"inflight\":%u,\"weight_permille\":%u,\"queue_depth\":%u,\"running\":%u"
+                               ",\"kv_usage_permille\":%u,\"gpu_util_permille\":%u,\"capacity\":%u,\"gpu_error\":%s"
+                               ",\"metrics_age_ms\":%" PRId64 "}}",
+                               atomic_load(&sig->inflight), atomic_load(&sig->weight_permille), atomic_load(&sig->queue_depth),
+                               atomic_load(&sig->running), atomic_load(&sig->kv_usage_permille),
+                               atomic_load(&sig->gpu_util_permille), atomic_load(&sig->capacity),
+                               (atomic_load(&sig->flags) & VORO_SIGNAL_GPU_ERROR) ? "true" : "false",
+                               mt ? (int64_t)(voro_now_ms() - mt) : (int64_t)-1);
         }
         voro_strbuf_puts(o, "]}");
     }

@@ -460,6 +460,15 @@ static void response_head_done(struct voro_http_conn *c)
 
     c->resp_head_done = true;
     c->resp_status = p->status;
+    /* Passive health: 5xx answers count as failures; the first good answer after a failure
+     * resets the streak (the bridge turns these counters into outlier reports). */
+    if (p->status >= 500) {
+        voro_counter_add(&c->sc->http_5xx, 1);
+        atomic_store_explicit(&c->sc->last_failed, 1, memory_order_relaxed);
+    } else if (atomic_load_explicit(&c->sc->last_failed, memory_order_relaxed)) {
+        atomic_store_explicit(&c->sc->last_failed, 0, memory_order_relaxed);
+        voro_counter_add(&c->sc->recoveries, 1);
+    }
     if (p->status >= 100 && p->status < 600)
         voro_counter_add(&w->stats.http_responses[p->status / 100 - 1], 1);
     if (c->lb_counted)
@@ -886,6 +895,7 @@ static void on_connect(struct voro_op *op, int res)
     }
     voro_counter_add(&w->stats.connect_failures, 1);
     voro_counter_add(&c->sc->connect_failures, 1);
+    atomic_store_explicit(&c->sc->last_failed, 1, memory_order_relaxed);
     bool timed_out = c->connect_timed_out;
     release_server(c, false);
     voro_lb_exclude_add(&c->tried, c->server);
