@@ -88,6 +88,7 @@ struct voro_http_conn {
     uint32_t body_len, body_limit;
     uint32_t body_send_off;
     uint32_t pipelined_after_body; /* bytes of the next request at the end of `in` */
+    uint32_t next_off;   /* where the next request starts in `in` once this one was read whole */
     struct voro_http1_chunked body_dec;
     int route;           /* index into cfg->routes, -1 = the listener's pool */
     char model[VORO_NAME_MAX + 32];
@@ -335,6 +336,8 @@ static void reply_error(struct voro_http_conn *c, int status, const char *messag
      * on the server side. */
     bool keep = c->keep_client && c->req_done && status < 500 && status != 408 && status != 400;
     c->keep_client = keep;
+    if (keep)
+        c->in_off = c->next_off; /* skip what is left of this request in the head buffer */
     release_server(c, false);
     size_t n = voro_http_error_format(c->rout, voro_http_out_size(c->view->snap->cfg), status, message, NULL, param,
                                       code, keep);
@@ -1185,6 +1188,7 @@ static void body_collected(struct voro_http_conn *c)
 {
     const struct voro_config *cfg = c->view->snap->cfg;
     c->req_done = true; /* every byte of this request is read: an error reply keeps the connection */
+    c->next_off = c->in_len - c->pipelined_after_body;
     struct voro_slice span;
     int rc = voro_json_find_model((const char *)c->body->data, c->body_len, &span);
     if (rc == 0) {
@@ -1403,6 +1407,7 @@ static void request_head_done(struct voro_http_conn *c)
     const char *head = (const char *)c->in->data + c->in_off;
 
     voro_counter_add(&w->stats.http_requests, 1);
+    c->next_off = c->in_off + p->head_len;
     c->req_head = voro_http1_span_eq(head, p->method, "HEAD");
     c->req_http10 = p->version_minor == 0;
     c->req_keep_alive = voro_http1_keep_alive(p);
