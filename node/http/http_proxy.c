@@ -98,6 +98,8 @@ struct voro_http_conn {
     uint32_t resp_len;
     bool resp_head_done, resp_any, resp_done, resp_keep_alive, resp_sending_head, interim_sent;
     bool server_abandoned; /* server ops are being cancelled; the socket closes when they are back */
+    bool fresh_retry;      /* the next connect_next re-tries the same server on a new connection */
+    bool stale_retried;    /* a pooled connection already turned out dead for this request */
     struct voro_http_body resp_body;
     struct voro_buf *fwd;   /* a server buffer in flight to the client */
     uint32_t fwd_off;
@@ -573,7 +575,17 @@ static void on_server_recv(struct voro_op *op, int res)
         if (buf)
             voro_loop_buf_release(w->loop, buf);
         if (!c->resp_any && !c->resp_head_done) {
-            /* Nothing came back: a reused connection the server had just closed, or a crash. */
+            /* Nothing came back. On a pooled connection that is the server closing an idle
+             * connection as we reused it (a race, not a failure): try the same server again on
+             * a fresh connection, once. */
+            if (c->server_reused && !c->stale_retried && !c->req_body_sent_any && !(c->pending & P_SERVER_SEND)) {
+                c->stale_retried = true;
+                c->fresh_retry = true;
+                c->attempts--;
+                release_server(c, false);
+                connect_next(c);
+                return;
+            }
             voro_counter_add(&c->sc->connect_failures, 1);
             if (request_retryable(c) && !(c->pending & P_SERVER_SEND)) {
                 voro_counter_add(&w->stats.connect_retries, 1);
@@ -821,6 +833,14 @@ static void on_head_sent(struct voro_op *op, int res)
         return;
     }
     if (res < 0) {
+        if (c->server_reused && !c->stale_retried && !(c->pending & P_SERVER_RECV)) {
+            c->stale_retried = true; /* the pooled connection was dead: same server, new connection */
+            c->fresh_retry = true;
+            c->attempts--;
+            release_server(c, false);
+            connect_next(c);
+            return;
+        }
         voro_counter_add(&c->sc->connect_failures, 1);
         if (request_retryable(c) && !(c->pending & P_SERVER_RECV)) {
             release_server(c, false);
@@ -922,7 +942,7 @@ static void connect_next(struct voro_http_conn *c)
     struct voro_lb *lb = &c->view->lbs[c->pool];
     c->connect_timed_out = false;
     voro_lb_set_now(lb, w->now_ms);
-    int idx = voro_lb_pick(lb, c->hash_key, &c->tried);
+    int idx = c->fresh_retry ? c->server : voro_lb_pick(lb, c->hash_key, &c->tried);
     if (idx < 0) {
         voro_counter_add(&w->stats.no_server, 1);
         reply_error(c, 503, "no healthy server for this request", NULL, NULL);
@@ -940,7 +960,8 @@ static void connect_next(struct voro_http_conn *c)
     c->resp_head_done = false;
     c->req_body_sent_any = false;
     voro_http1_init(&c->parser, VORO_HTTP1_RESPONSE, NULL);
-    int fd = voro_http_upstream_take(w, c->view, (size_t)c->pool, (size_t)idx);
+    int fd = c->fresh_retry ? -1 : voro_http_upstream_take(w, c->view, (size_t)c->pool, (size_t)idx);
+    c->fresh_retry = false;
     if (fd >= 0) {
         c->sfd = fd;
         c->server_reused = true;
@@ -1553,6 +1574,7 @@ static void request_begin(struct voro_http_conn *c)
         c->body = NULL;
     }
     c->body_len = c->body_send_off = 0;
+    c->fresh_retry = c->stale_retried = false;
     c->route = -1;
     c->model[0] = '\0';
     struct voro_http1_limits limits = {
