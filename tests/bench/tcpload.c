@@ -132,6 +132,12 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void samples_sort(struct samples *s)
+{
+	if (s->n > 1) /* qsort must not see the NULL array of an empty sample set */
+		qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
+}
+
 /* Nearest-rank percentile in microseconds; samples must be sorted. */
 static double pct_us(const struct samples *s, double p)
 {
@@ -394,7 +400,7 @@ static int run_rate(struct load *l)
 	for (size_t i = 0; i < l->nc; i++)
 		if (l->c[i].state != C_FREE)
 			conn_close(l, &l->c[i]);
-	qsort(l->lat.v, l->lat.n, sizeof(*l->lat.v), cmp_u64);
+	samples_sort(&l->lat);
 	if (l->o.json)
 		printf("{\"mode\":\"rate\",\"duration_s\":%.3f,\"concurrency\":%d,\"size\":%d,"
 		       "\"completed\":%llu,\"conns_per_sec\":%.1f,\"connect_errors\":%llu,\"io_errors\":%llu,"
@@ -540,7 +546,7 @@ static int run_hold(struct load *l)
 	for (size_t i = 0; i < l->nc; i++)
 		if (l->c[i].state != C_FREE)
 			conn_close(l, &l->c[i]);
-	qsort(l->lat.v, l->lat.n, sizeof(*l->lat.v), cmp_u64);
+	samples_sort(&l->lat);
 	if (l->o.json)
 		printf("{\"mode\":\"hold\",\"requested\":%d,\"established\":%llu,\"establish_s\":%.3f,"
 		       "\"alive_at_end\":%llu,\"active\":%d,\"interval_ms\":%.3f,\"duration_s\":%.3f,"
