@@ -30,8 +30,9 @@ import tempfile
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PROXIES = ("haproxy", "nginx", "voro")
-LABEL = {"haproxy": "HAProxy", "nginx": "nginx", "voro": "Voro"}
+# "direct" is no proxy at all: the load talks to the backends, which shows the load core's own ceiling.
+PROXIES = ("direct", "haproxy", "nginx", "voro")
+LABEL = {"direct": "direct (no proxy)", "haproxy": "HAProxy", "nginx": "nginx", "voro": "Voro"}
 
 # (key, label, unit, better) for the results table; "better" tells the reader which way is good.
 METRICS = (
@@ -169,6 +170,8 @@ def listening(port):
 
 
 def vm_rss_kb(pid):
+    if pid is None:
+        return None
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -181,6 +184,8 @@ def vm_rss_kb(pid):
 
 def cpu_ticks(pid):
     """utime + stime of pid (all its threads) in clock ticks."""
+    if pid is None:
+        return None
     try:
         with open(f"/proc/{pid}/stat") as f:
             rest = f.read().rsplit(")", 1)[1].split()
@@ -206,6 +211,15 @@ def tail(path, n=15):
             return "".join(f.readlines()[-n:]).strip()
     except OSError:
         return ""
+
+
+def cpu_list(spec):
+    """Parses a taskset-style list such as 1 or 0,2 or 1-3."""
+    cpus = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
 
 
 def pin(core):
@@ -378,6 +392,9 @@ class Proxy:
 
     def start(self, timeout=10.0):
         """Returns None when both listeners are up, else a reason string (with the stderr tail)."""
+        if self.name == "direct":
+            self.ports = {"bench": self.backends["echo"], "iperf": self.backends["iperf"]}
+            return None
         argv = pin(self.args.proxy_core) + self.command()
         with open(os.path.join(self.dir, "stdout.log"), "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = PROCS.spawn(argv, stdout=out, stderr=err, cwd=self.dir)
@@ -407,12 +424,16 @@ class Proxy:
         return None
 
     def stderr_tail(self):
+        if self.name == "direct":
+            return ""
         text = tail(self.stderr_path)
         if self.name == "nginx":
             text = (text + "\n" + tail(os.path.join(self.dir, "error.log"))).strip()
         return text
 
     def alive(self):
+        if self.name == "direct":
+            return True
         return self.proc is not None and self.proc.poll() is None and pid_alive(self.pid)
 
     def stop(self):
@@ -700,7 +721,8 @@ def parse_args(argv):
     ap.add_argument("--voro-io-model", default="io_uring", choices=("io_uring", "epoll", "poll", "select"))
     ap.add_argument("--tcpload", required=True, help="path of the tcpload tool")
     ap.add_argument("--echo-backend", required=True, help="path of the echo_backend tool")
-    ap.add_argument("--proxies", default="haproxy,nginx,voro", help="comma list to run (default all)")
+    ap.add_argument("--proxies", default="direct,haproxy,nginx,voro",
+                    help="comma list to run (default all; direct = no proxy, the load's ceiling)")
     ap.add_argument("--smoke", action="store_true", help="tiny run (< 60 s) that checks data integrity")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds of the rate scenario")
@@ -743,6 +765,12 @@ def main(argv):
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         log("l4_bench: fewer than 2 CPUs or no taskset: running unpinned")
         a.proxy_core = a.load_core = None
+    if a.load_core is not None:
+        # The driver itself (echo check, /proc sampling) stays off the proxy's core.
+        try:
+            os.sched_setaffinity(0, cpu_list(a.load_core))
+        except (OSError, ValueError) as e:
+            log(f"l4_bench: cannot pin the driver to cores {a.load_core}: {e}")
     if not shutil.which("iperf3"):
         log("l4_bench: iperf3 is not installed")
         return 2
@@ -757,6 +785,8 @@ def main(argv):
                 status[p] = f"skipped: {a.voro} is not an executable"
             else:
                 present.append(p)
+        elif p == "direct":
+            present.append(p)
         elif p == "haproxy":
             if shutil.which("haproxy"):
                 present.append(p)
