@@ -828,12 +828,14 @@ def main(argv):
                 if any(r["status"] == "failed to start" for r in runs[name]):
                     continue
                 t0 = time.monotonic()
+                load1 = os.getloadavg()[0]  # other jobs on this shared machine are the main noise source
                 r = run_one(a, name, backends)
+                r["loadavg_1m_before"] = round(load1, 2)
                 r["repeat"] = rep + 1
                 r["seconds"] = round(time.monotonic() - t0, 1)
                 runs[name].append(r)
                 brief = ", ".join(f"{k}={fmt(r.get(k), k)}" for k, *_ in METRICS if r.get(k) is not None)
-                log(f"l4_bench: repeat {rep + 1}/{a.repeats} {LABEL[name]}: {r['status']} ({r['seconds']} s) {brief}")
+                log(f"l4_bench: repeat {rep + 1}/{a.repeats} {LABEL[name]}: {r['status']} ({r['seconds']} s, load {load1:.1f}) {brief}")
                 for e in r["errors"] + r["integrity"] + ([r["detail"]] if "detail" in r else []):
                     log(f"    {e}")
     finally:
