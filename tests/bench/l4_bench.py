@@ -33,6 +33,18 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # "direct" is no proxy at all: the load talks to the backends, which shows the load core's own ceiling.
 PROXIES = ("direct", "haproxy", "nginx", "voro")
 LABEL = {"direct": "direct (no proxy)", "haproxy": "HAProxy", "nginx": "nginx", "voro": "Voro"}
+IO_MODELS = ("io_uring", "epoll", "poll", "select")
+
+
+def label(name):
+    """voro-epoll (one of several Voro io models in one run) reads as 'Voro epoll'."""
+    if name.startswith("voro-"):
+        return "Voro " + name[5:]
+    return LABEL[name]
+
+
+def io_model_of(name, a):
+    return name[5:] if name.startswith("voro-") else a.voro_io_models[0]
 
 # (key, label, unit, better) for the results table; "better" tells the reader which way is good.
 METRICS = (
@@ -387,7 +399,7 @@ class Proxy:
                     "-g", "daemon off;"]
         cfg = os.path.join(d, "voro.ini")
         with open(cfg, "w") as f:
-            f.write(voro_conf(self.ports, self.backends, self.args.voro_io_model))
+            f.write(voro_conf(self.ports, self.backends, io_model_of(self.name, self.args)))
         return [self.args.voro, "-c", cfg]
 
     def start(self, timeout=10.0):
@@ -680,21 +692,19 @@ def ratio(x, y):
 
 
 def markdown(summary):
-    present = [p for p in PROXIES if p in summary["medians"]]
-    ratios = [r for r in ("voro", "nginx") if r in present and "haproxy" in present]
-    head = ["metric", "unit", "better"] + [LABEL[p] for p in present] + [f"{LABEL[r]}/HAProxy" for r in ratios]
+    present = list(summary["medians"])
+    ratios = [r[:-len("/haproxy")] for r in summary["ratios"]]
+    head = ["metric", "unit", "better"] + [label(p) for p in present] + [f"{label(r)}/HAProxy" for r in ratios]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, label, unit, better in METRICS:
-        row = [label, unit, better] + [fmt(summary["medians"][p][key], key) for p in present]
+    for key, title, unit, better in METRICS:
+        row = [title, unit, better] + [fmt(summary["medians"][p][key], key) for p in present]
         for r in ratios:
             q = summary["ratios"][f"{r}/haproxy"][key]
             row.append("—" if q is None else f"{q:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     notes = []
-    for p in PROXIES:
-        st = summary["status"].get(p)
-        if st:
-            notes.append(f"- {LABEL[p]}: {st}")
+    for p, st in summary["status"].items():
+        notes.append(f"- {label(p)}: {st}")
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
 
@@ -718,7 +728,8 @@ def parse_args(argv):
     ap.add_argument("--voro", help="path of the voro binary (Voro is benchmarked only when given)")
     ap.add_argument("--require-voro", action="store_true",
                     help="exit non-zero when Voro fails to start (default: report it and go on)")
-    ap.add_argument("--voro-io-model", default="io_uring", choices=("io_uring", "epoll", "poll", "select"))
+    ap.add_argument("--voro-io-model", default="io_uring",
+                    help="io_model for Voro; a comma list (io_uring,epoll) runs one Voro column per model")
     ap.add_argument("--tcpload", required=True, help="path of the tcpload tool")
     ap.add_argument("--echo-backend", required=True, help="path of the echo_backend tool")
     ap.add_argument("--proxies", default="direct,haproxy,nginx,voro",
@@ -737,6 +748,9 @@ def parse_args(argv):
     ap.add_argument("--json-out", default="l4_bench_results.json")
     ap.add_argument("--md-out", default="l4_bench_results.md")
     a = ap.parse_args(argv)
+    a.voro_io_models = [m.strip() for m in a.voro_io_model.split(",") if m.strip()]
+    if not a.voro_io_models or any(m not in IO_MODELS for m in a.voro_io_models):
+        ap.error(f"--voro-io-model takes {', '.join(IO_MODELS)}")
     if a.smoke:
         a.repeats, a.duration, a.iperf_time = 1, 1.0, 1
         a.hold_conns, a.hold_active, a.hold_duration = 200, 10, 1.0
@@ -779,12 +793,15 @@ def main(argv):
     present, status = [], {}
     for p in wanted:
         if p == "voro":
-            if not a.voro:
-                status[p] = "skipped: no --voro given"
-            elif not os.access(a.voro, os.X_OK):
-                status[p] = f"skipped: {a.voro} is not an executable"
-            else:
-                present.append(p)
+            # Several io models give one column each, all measured in the same run.
+            names = ["voro"] if len(a.voro_io_models) == 1 else ["voro-" + m for m in a.voro_io_models]
+            for name in names:
+                if not a.voro:
+                    status[name] = "skipped: no --voro given"
+                elif not os.access(a.voro, os.X_OK):
+                    status[name] = f"skipped: {a.voro} is not an executable"
+                else:
+                    present.append(name)
         elif p == "direct":
             present.append(p)
         elif p == "haproxy":
@@ -807,7 +824,7 @@ def main(argv):
             log(f"l4_bench: unknown proxy {p!r}")
             return 2
     for p, st in status.items():
-        log(f"l4_bench: {LABEL[p]} {st}")
+        log(f"l4_bench: {label(p)} {st}")
 
     runs = {p: [] for p in present}
     started = time.monotonic()
@@ -835,7 +852,7 @@ def main(argv):
                 r["seconds"] = round(time.monotonic() - t0, 1)
                 runs[name].append(r)
                 brief = ", ".join(f"{k}={fmt(r.get(k), k)}" for k, *_ in METRICS if r.get(k) is not None)
-                log(f"l4_bench: repeat {rep + 1}/{a.repeats} {LABEL[name]}: {r['status']} ({r['seconds']} s, load {load1:.1f}) {brief}")
+                log(f"l4_bench: repeat {rep + 1}/{a.repeats} {label(name)}: {r['status']} ({r['seconds']} s, load {load1:.1f}) {brief}")
                 for e in r["errors"] + r["integrity"] + ([r["detail"]] if "detail" in r else []):
                     log(f"    {e}")
     finally:
@@ -850,7 +867,7 @@ def main(argv):
         first = bad[0]
         if first["status"] == "failed to start":
             status[p] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[-600:]
-            if p != "voro" or a.require_voro:
+            if not p.startswith("voro") or a.require_voro:
                 failed = True
         else:
             status[p] = f"{first['status']} in {len(bad)} of {len(runs[p])} repeats: " + \
@@ -860,8 +877,8 @@ def main(argv):
     meds = {p: medians(runs[p]) for p in present}
     ratios_ = {}
     if "haproxy" in meds:
-        for p in ("voro", "nginx"):
-            if p in meds:
+        for p in meds:
+            if p not in ("direct", "haproxy"):
                 ratios_[f"{p}/haproxy"] = {k: ratio(meds[p][k], meds["haproxy"][k]) for k, *_ in METRICS}
     summary = {
         "command": command,
