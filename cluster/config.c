@@ -278,6 +278,8 @@ static const struct row g_rows[] = {
      NULL, NULL, 0, "Idle time of a client keep-alive connection between requests, 0 = no keep-alive, up to 1h."},
     {SEC_HTTP, "add_request_id", CLUSTER, "bool", "true", K_BOOL, CFG(http.add_request_id), 0, 0, NULL, NULL, 0,
      "Add an X-Request-Id header to requests that have none."},
+    {SEC_HTTP, "access_log", CLUSTER, "bool", "false", K_BOOL, CFG(http.access_log), 0, 0, NULL, NULL, 0,
+     "Log one line per HTTP request (client, method, path, status, route, server, model, bytes, timings)."},
     {SEC_HTTP, "via", CLUSTER, "name", "voro", K_STRING, CFG(http.via), 0, 63, NULL, NULL, 0,
      "Pseudonym in the Via header added to requests and responses (Via: 1.1 NAME)."},
 

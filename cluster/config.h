@@ -157,6 +157,7 @@ struct voro_http_config {
     uint32_t response_timeout_ms;/* 504 when the server sends no response head; default 300s */
     uint32_t keepalive_timeout_ms; /* idle client keep-alive; default 60s */
     bool add_request_id;         /* X-Request-Id when absent; default true */
+    bool access_log;             /* one log line per request; default false */
     char via[64];                /* Via: 1.1 <via>; default "voro" */
 };
 

@@ -24,7 +24,7 @@
 #include "node/http/http_body.h"
 #include "node/http/http_error.h"
 #include "node/http/http_rewrite.h"
-#include "node/http/route.h"
+#include "node/http/http_filter.h"
 #include "proto/json_scan.h"
 #include "node/http/http_upstream.h"
 #include "node/worker.h"
@@ -75,8 +75,8 @@ struct voro_http_conn {
     bool req_body_sent_any, req_done;
     struct voro_http_body req_body;
     int pool, server;
-    struct voro_lb_exclude tried;
-    uint64_t hash_key;         /* consistent_hash key of this request */
+    struct voro_lb_exclude tried;   /* the filters' exclusions plus the servers already tried */
+    struct voro_http_exchange x;    /* the request as the filters see it */
     uint64_t attempt_start_us; /* when the current server attempt began (latency feedback) */
     int resp_status;
     char *out;           /* rewritten request head (kept for a retry until a response byte) */
@@ -90,8 +90,6 @@ struct voro_http_conn {
     uint32_t pipelined_after_body; /* bytes of the next request at the end of `in` */
     uint32_t next_off;   /* where the next request starts in `in` once this one was read whole */
     struct voro_http1_chunked body_dec;
-    int route;           /* index into cfg->routes, -1 = the listener's pool */
-    char model[VORO_NAME_MAX + 32];
 
     /* The response. */
     struct voro_buf *resp;  /* server bytes being parsed as a head, or the buffer being forwarded */
@@ -178,6 +176,7 @@ void voro_http_proxy_free_buffers(struct voro_worker *w)
 size_t voro_http_out_size(const struct voro_config *cfg) { return (size_t)cfg->buf_size + HTTP_OUT_EXTRA; }
 
 static void conn_abort(struct voro_http_conn *c);
+static void log_request(struct voro_http_conn *c);
 static void request_begin(struct voro_http_conn *c);
 static void client_read_head(struct voro_http_conn *c);
 static void connect_next(struct voro_http_conn *c);
@@ -272,6 +271,7 @@ static bool server_op_abandoned(struct voro_http_conn *c, struct voro_op *op)
 static void conn_abort(struct voro_http_conn *c)
 {
     if (c->state != HS_CLOSING) {
+        log_request(c); /* a request cut short is logged with what it got */
         c->state = HS_CLOSING;
         struct voro_loop *loop = c->w->loop;
         if (c->pending & P_CLIENT_RECV)
@@ -298,6 +298,39 @@ static void set_deadline(struct voro_http_conn *c, uint32_t ms, int status, bool
         voro_timer_add(&c->w->wheel, &c->timer, ms); /* re-arms: the new deadline may be sooner */
     else
         voro_timer_del(&c->w->wheel, &c->timer);
+}
+
+/* ---- the filters' view ----------------------------------------------------------------------- */
+
+static void copy_span(char *out, size_t cap, const char *buf, struct voro_http1_span sp)
+{
+    size_t n = sp.len < cap - 1 ? sp.len : cap - 1;
+    memcpy(out, buf + sp.off, n);
+    out[n] = '\0';
+}
+
+/* Runs the log hooks once per request. */
+static void log_request(struct voro_http_conn *c)
+{
+    struct voro_http_exchange *x = &c->x;
+    if (x->logged)
+        return;
+    x->logged = true;
+    x->end_us = voro_now_us();
+    size_t n;
+    const struct voro_http_filter *const *f = voro_http_filters(&n);
+    for (size_t i = 0; i < n; i++)
+        if (f[i]->on_log)
+            f[i]->on_log(x);
+}
+
+static void reply_error(struct voro_http_conn *c, int status, const char *message, const char *param, const char *code);
+
+/* A filter answered the request itself. */
+static void reply_filter(struct voro_http_conn *c)
+{
+    struct voro_http_exchange *x = &c->x;
+    reply_error(c, x->reply_status ? x->reply_status : 500, x->reply_message, x->reply_param, x->reply_code);
 }
 
 /* ---- Voro's own responses ------------------------------------------------------------------ */
@@ -348,6 +381,10 @@ static void reply_error(struct voro_http_conn *c, int status, const char *messag
         return;
     }
     c->state = HS_ERROR_REPLY;
+    c->x.status = status;
+    c->x.local_reply = true;
+    c->x.bytes_out += n;
+    log_request(c);
     voro_counter_add(&c->lc->errors, 1);
     voro_counter_add(&w->stats.http_local_errors, 1);
     c->c_send = (struct voro_op){.cb = on_error_sent, .data = c};
@@ -423,6 +460,12 @@ static void on_client_fwd_sent(struct voro_op *op, int res)
 
 static void client_send_fwd(struct voro_http_conn *c, struct voro_buf *buf, uint32_t off, uint32_t len)
 {
+    size_t n;
+    const struct voro_http_filter *const *f = voro_http_filters(&n);
+    for (size_t i = 0; i < n; i++)
+        if (f[i]->on_response_body)
+            f[i]->on_response_body(&c->x, buf->data + off, len);
+    c->x.bytes_out += len;
     c->fwd = buf;
     c->fwd_off = off;
     voro_counter_add(&c->w->stats.bytes_to_clients, len);
@@ -465,6 +508,16 @@ static void response_head_done(struct voro_http_conn *c)
 
     c->resp_head_done = true;
     c->resp_status = p->status;
+    c->x.status = p->status;
+    c->x.server = c->server;
+    c->x.first_byte_us = voro_now_us();
+    {
+        size_t n;
+        const struct voro_http_filter *const *f = voro_http_filters(&n);
+        for (size_t i = 0; i < n; i++)
+            if (f[i]->on_response_head)
+                f[i]->on_response_head(&c->x, (const char *)c->resp->data, p);
+    }
     /* Passive health: 5xx answers count as failures; the first good answer after a failure
      * resets the streak (the bridge turns these counters into outlier reports). */
     if (p->status >= 500) {
@@ -809,6 +862,7 @@ static void exchange_maybe_done(struct voro_http_conn *c)
     }
     if (!c->req_done || !c->resp_done || (c->pending & (P_CLIENT_SEND | P_SERVER_SEND)))
         return;
+    log_request(c);
     release_server(c, c->resp_keep_alive && c->req_body.done);
     if (c->resp) {
         voro_loop_buf_release(w->loop, c->resp);
@@ -942,7 +996,7 @@ static void connect_next(struct voro_http_conn *c)
     struct voro_lb *lb = &c->view->lbs[c->pool];
     c->connect_timed_out = false;
     voro_lb_set_now(lb, w->now_ms);
-    int idx = c->fresh_retry ? c->server : voro_lb_pick(lb, c->hash_key, &c->tried);
+    int idx = c->fresh_retry ? c->server : voro_lb_pick(lb, c->x.hash_key, &c->tried);
     if (idx < 0) {
         voro_counter_add(&w->stats.no_server, 1);
         reply_error(c, 503, "no healthy server for this request", NULL, NULL);
@@ -1010,74 +1064,7 @@ static void make_request_id(struct voro_http_conn *c, char out[33])
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
 }
 
-/* The consistent-hash key of a request: the client address, a header, a cookie or the model. */
-static uint64_t request_hash_key(const struct voro_http_conn *c, const char *head, const struct voro_pool_config *pc)
-{
-    const struct voro_http1_parser *p = &c->parser;
-    const char *name = pc->l7.hash_key_name;
-    switch (pc->l7.hash_key) {
-    case VORO_HASH_HEADER: {
-        const struct voro_http1_header *h = voro_http1_find_header(p, head, name);
-        if (h)
-            return voro_hash64(head + h->value.off, h->value.len, 0x68647200u);
-        break;
-    }
-    case VORO_HASH_COOKIE: {
-        size_t nlen = strlen(name);
-        for (uint32_t i = 0; i < p->n_headers; i++) {
-            if (!voro_http1_span_ieq(head, p->headers[i].name, "cookie"))
-                continue;
-            const char *v = head + p->headers[i].value.off, *end = v + p->headers[i].value.len;
-            while (v < end) {
-                while (v < end && (*v == ' ' || *v == ';'))
-                    v++;
-                const char *eq = memchr(v, '=', (size_t)(end - v));
-                const char *semi = memchr(v, ';', (size_t)(end - v));
-                if (!semi)
-                    semi = end;
-                if (eq && eq < semi && (size_t)(eq - v) == nlen && memcmp(v, name, nlen) == 0)
-                    return voro_hash64(eq + 1, (size_t)(semi - eq - 1), 0x636b6900u);
-                v = semi;
-            }
-        }
-        break;
-    }
-    case VORO_HASH_MODEL:
-    case VORO_HASH_CLIENT_IP:
-        break;
-    }
-    return voro_hash64(c->client_ip, strlen(c->client_ip), 0x69700000u);
-}
-
-/* ---- routing ------------------------------------------------------------------------------ */
-
-static const char *route_header(void *ctx, const char *name, size_t *len)
-{
-    struct voro_http_conn *c = ctx;
-    const char *head = (const char *)c->in->data + c->in_off;
-    const struct voro_http1_header *h = voro_http1_find_header(&c->parser, head, name);
-    if (!h)
-        return NULL;
-    *len = h->value.len;
-    return head + h->value.off;
-}
-
-/* The request as route selection sees it. */
-static void route_request_init(struct voro_http_conn *c, const char *head, struct voro_route_request *rr)
-{
-    const struct voro_http1_parser *p = &c->parser;
-    memset(rr, 0, sizeof(*rr));
-    rr->method_bit = voro_route_method_bit(head + p->method.off, p->method.len);
-    const struct voro_http1_header *host = voro_http1_find_header(p, head, "host");
-    if (host) {
-        rr->host = head + host->value.off;
-        rr->host_len = host->value.len;
-    }
-    rr->path = head + p->target.off;
-    rr->path_len = p->target.len;
-    rr->header = route_header;
-    rr->header_ctx = c;
-}
+/* ---- forwarding --------------------------------------------------------------------------- */
 
 /* Rewrites the model in the buffered body to `served`. Returns 0 or -1 after answering. */
 static int rewrite_body_model(struct voro_http_conn *c, const char *served)
@@ -1112,15 +1099,16 @@ static int rewrite_body_model(struct voro_http_conn *c, const char *served)
 }
 
 /* Rewrites the head (and the buffered body's model) and goes to the server. */
-static void request_forward(struct voro_http_conn *c, const char *served_model)
+static void request_forward(struct voro_http_conn *c)
 {
+    const char *served_model = c->x.served_model;
     struct voro_worker *w = c->w;
     const struct voro_config *cfg = c->view->snap->cfg;
     const struct voro_http1_parser *p = &c->parser;
     const char *head = (const char *)c->in->data + c->in_off;
 
-    if (c->body && served_model && c->route >= 0 && cfg->routes[c->route].rewrite_model && c->model[0] &&
-        strcmp(served_model, c->model) != 0 && rewrite_body_model(c, served_model) != 0)
+    if (c->body && served_model && c->x.model[0] && strcmp(served_model, c->x.model) != 0 &&
+        rewrite_body_model(c, served_model) != 0)
         return;
     if (!c->body) {
         /* Body bytes already received with the head stream on after it. */
@@ -1157,7 +1145,8 @@ static void request_forward(struct voro_http_conn *c, const char *served_model)
         return;
     }
     c->out_len = (uint32_t)out_len;
-    c->hash_key = request_hash_key(c, head, &cfg->pools[c->pool]);
+    c->pool = (int)c->x.pool;
+    c->tried = c->x.exclude;
     if (c->body)
         c->in_off = c->in_len - c->pipelined_after_body; /* what follows the body is the next request */
     else
@@ -1168,80 +1157,34 @@ static void request_forward(struct voro_http_conn *c, const char *served_model)
     connect_next(c);
 }
 
-/* Route chosen (or the listener's pool): filter the servers by model and forward. */
-static void request_route(struct voro_http_conn *c)
-{
-    const struct voro_config *cfg = c->view->snap->cfg;
-    memset(&c->tried, 0, sizeof(c->tried));
-    const char *served = NULL;
-    if (c->route < 0) {
-        c->pool = (int)cfg->listeners[c->listener].pool_index;
-        request_forward(c, NULL);
-        return;
-    }
-    const struct voro_route_config *rc = &cfg->routes[c->route];
-    c->pool = (int)rc->pool_index;
-    size_t xlen = 0;
-    const char *x = route_header(c, "x-model", &xlen);
-    if (x && xlen && xlen < sizeof(c->model)) { /* X-Model wins over the body's model */
-        memcpy(c->model, x, xlen);
-        c->model[xlen] = '\0';
-    }
-    if (rc->model[0] && c->model[0]) {
-        int n = voro_route_model_servers(cfg, (size_t)c->route, c->model, strlen(c->model), &c->tried, &served);
-        if (n <= 0) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "The model `%s` does not exist", c->model);
-            c->req_done = c->body != NULL || c->req_body.done;
-            reply_error(c, 404, msg, "model", "model_not_found");
-            return;
-        }
-    }
-    request_forward(c, served);
-}
-
-/* ---- buffering a body to find its model ------------------------------------------------- */
+/* ---- buffering a body for the filters ------------------------------------------------- */
 
 static void body_collect_more(struct voro_http_conn *c);
 
-/* The whole body is in c->body: find the model and route again. */
+/* The whole body is in c->body: run the filters' body hooks, then forward. */
 static void body_collected(struct voro_http_conn *c)
 {
-    const struct voro_config *cfg = c->view->snap->cfg;
     c->req_done = true; /* every byte of this request is read: an error reply keeps the connection */
     c->next_off = c->in_len - c->pipelined_after_body;
-    struct voro_slice span;
-    int rc = voro_json_find_model((const char *)c->body->data, c->body_len, &span);
-    if (rc == 0) {
-        if (span.len >= sizeof(c->model)) {
-            reply_error(c, 400, "model name too long", "model", NULL);
+    c->x.body = c->body->data;
+    c->x.body_len = c->body_len;
+    size_t n;
+    const struct voro_http_filter *const *f = voro_http_filters(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i]->on_request_body)
+            continue;
+        if (f[i]->on_request_body(&c->x) == VORO_HTTP_REPLY) {
+            reply_filter(c);
             return;
         }
-        memcpy(c->model, c->body->data + span.off, span.len);
-        c->model[span.len] = '\0';
-    } else if (rc != -ENOENT) {
-        reply_error(c, 400, "the request body is not a valid JSON object", NULL, "invalid_json");
+    }
+    c->x.body = NULL;
+    if (!c->x.routed) {
+        reply_error(c, 500, "no filter routed the request", NULL, NULL);
         return;
     }
-    struct voro_route_request rr;
-    route_request_init(c, (const char *)c->in->data + c->in_off, &rr);
-    rr.model = c->model;
-    rr.model_len = strlen(c->model);
-    bool needs_model = false;
-    int route = voro_route_select(cfg, (size_t)c->listener, &rr, &needs_model);
-    if (route < 0) {
-        if (c->model[0]) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "The model `%s` does not exist", c->model);
-            reply_error(c, 404, msg, "model", "model_not_found");
-        } else {
-            reply_error(c, 400, "the request names no model", "model", "missing_model");
-        }
-        return;
-    }
-    c->route = route;
     c->req_done = false;
-    request_route(c);
+    request_forward(c);
 }
 
 /* Appends body bytes (decoded when chunked). Returns 1 when the body ended, 0 for more, -1
@@ -1370,18 +1313,14 @@ static void on_continue_sent(struct voro_op *op, int res)
     body_collect_more(c);
 }
 
-/* The route depends on the body's model: buffer the body (bounded by the routes'
- * body_limit), answering "100 Continue" ourselves when the client waits for it. */
+/* A filter needs the whole body (the routing filter, for the model): buffer it, bounded by
+ * x.body_limit, answering "100 Continue" ourselves when the client waits for it. */
 static void body_collect_begin(struct voro_http_conn *c)
 {
     struct voro_worker *w = c->w;
-    const struct voro_config *cfg = c->view->snap->cfg;
     const struct voro_http1_parser *p = &c->parser;
     c->state = HS_READ_BODY;
-    c->body_limit = 0;
-    for (size_t i = 0; i < cfg->n_routes; i++)
-        if (cfg->routes[i].model[0] && cfg->routes[i].body_limit > c->body_limit)
-            c->body_limit = cfg->routes[i].body_limit;
+    c->body_limit = c->x.body_limit;
     if (c->req_body.kind == VORO_HTTP1_BODY_LENGTH && p->content_length > c->body_limit) {
         c->keep_client = false;
         reply_error(c, 413, "request body too large to find its model", NULL, NULL);
@@ -1429,6 +1368,24 @@ static void request_head_done(struct voro_http_conn *c)
 
     voro_counter_add(&w->stats.http_requests, 1);
     c->next_off = c->in_off + p->head_len;
+    struct voro_http_exchange *xs = &c->x;
+    memset(xs, 0, offsetof(struct voro_http_exchange, status));
+    xs->cfg = cfg;
+    xs->listener = (size_t)c->listener;
+    xs->head = head;
+    xs->req = p;
+    xs->client_ip = c->client_ip;
+    xs->route = -1;
+    copy_span(xs->method, sizeof(xs->method), head, p->method);
+    copy_span(xs->path, sizeof(xs->path), head, p->target);
+    c->x.start_us = voro_now_us();
+    c->x.status = 0;
+    c->x.server = -1;
+    c->x.local_reply = false;
+    c->x.logged = false;
+    c->x.first_byte_us = c->x.end_us = 0;
+    c->x.bytes_in = p->head_len;
+    c->x.bytes_out = 0;
     c->req_head = voro_http1_span_eq(head, p->method, "HEAD");
     c->req_http10 = p->version_minor == 0;
     c->req_keep_alive = voro_http1_keep_alive(p);
@@ -1447,25 +1404,32 @@ static void request_head_done(struct voro_http_conn *c)
         reply_error(c, 413, "request body too large", NULL, NULL);
         return;
     }
-    c->route = -1;
-    if (cfg->n_routes) {
-        bool needs_model = false;
-        struct voro_route_request rr;
-        route_request_init(c, head, &rr);
-        int rc = voro_route_select(cfg, (size_t)c->listener, &rr, &needs_model);
-        if (rc == -EAGAIN && needs_model) {
-            body_collect_begin(c);
+    /* The filter chain decides where the request goes (or answers it). */
+    struct voro_http_exchange *x = &c->x;
+    bool need_body = false;
+    size_t n;
+    const struct voro_http_filter *const *f = voro_http_filters(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i]->on_request_head)
+            continue;
+        enum voro_http_verdict v = f[i]->on_request_head(x);
+        if (v == VORO_HTTP_REPLY) {
+            c->req_done = c->req_body.done;
+            reply_filter(c);
             return;
         }
-        if (rc < 0) {
-            c->req_done = false;
-            reply_error(c, 404, "no route matches this request", NULL, "no_route");
-            return;
-        }
-        c->route = rc;
+        need_body |= v == VORO_HTTP_NEED_BODY;
     }
     (void)lc;
-    request_route(c);
+    if (need_body) {
+        body_collect_begin(c);
+        return;
+    }
+    if (!x->routed) {
+        reply_error(c, 500, "no filter routed the request", NULL, NULL);
+        return;
+    }
+    request_forward(c);
 }
 
 static void on_client_head_recv(struct voro_op *op, int res)
@@ -1575,8 +1539,7 @@ static void request_begin(struct voro_http_conn *c)
     }
     c->body_len = c->body_send_off = 0;
     c->fresh_retry = c->stale_retried = false;
-    c->route = -1;
-    c->model[0] = '\0';
+    c->x.logged = true; /* nothing to log until the next request head */
     struct voro_http1_limits limits = {
         .max_line = cfg->http.max_request_line,
         .max_head = cfg->http.max_header_bytes,

@@ -295,11 +295,29 @@ def case_backend_closes_pooled_connection(r, model):
         e.close()
 
 
+def case_access_log(r, model):
+    e = Env(r, model, extra="[http]\naccess_log = on\n")
+    try:
+        c = e.client()
+        c.request("GET", "/echo?logged")
+        c.getresponse().read()
+        c.request("GET", "/status?code=503")
+        c.getresponse().read()
+        c.close()
+        wait_until(lambda: "path=/status?code=503" in e.v.log_text(), what="access log lines")
+        log = e.v.log_text()
+        line = [l for l in log.splitlines() if "path=/echo?logged" in l][0]
+        assert "access: client=127.0.0.1 method=GET" in line and "status=200" in line and "server=s0" in line, line
+        assert "status=503" in [l for l in log.splitlines() if "path=/status" in l][0]
+    finally:
+        e.close()
+
+
 def main():
     r = Runner()
     cases = [case_keepalive_and_headers, case_chunked_both_ways, case_pipelining, case_framing_head_204_304_close,
              case_sse_passthrough, case_websocket_tunnel, case_retry_and_errors, case_no_server_503,
-             case_backend_closes_pooled_connection]
+             case_backend_closes_pooled_connection, case_access_log]
     for model in r.models:
         for c in cases:
             r.run(f"{c.__name__[5:]}[{model}]", c, r, model)
