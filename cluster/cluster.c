@@ -13,6 +13,7 @@
 
 #include "cluster/cluster_impl.h"
 #include "common/log.h"
+#include "raft/entry_pad.h"
 
 static void op_step(struct cl_op *op, const struct voro_fsm_result *res);
 static void mq_run(struct voro_cluster *cl);
@@ -259,14 +260,26 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     voro_cl_op_release(op);
 }
 
+/* A command as a log entry: raft_malloc'd, padded to 8 bytes (raft/entry_pad.h). */
+static int encode_entry(const struct voro_cmd *cmd, struct raft_buffer *buf)
+{
+    if (voro_fsm_encode_command(cmd, buf) != 0)
+        return -EINVAL;
+    if (voro_entry_pad(buf) != 0) {
+        raft_free(buf->base);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* raft_apply of op->cmd; 0 or a raft error code. */
 static int op_apply(struct cl_op *op)
 {
     struct voro_cluster *cl = op->cl;
     struct raft_buffer buf;
-    int rc = voro_fsm_encode_command(&op->cmd, &buf);
+    int rc = encode_entry(&op->cmd, &buf);
     if (rc)
-        return RAFT_INVALID;
+        return rc == -ENOMEM ? RAFT_NOMEM : RAFT_INVALID;
     op->apply.data = op;
     rc = raft_apply(&cl->raft, &op->apply, &buf, 1, apply_cb);
     if (rc) {
@@ -584,7 +597,7 @@ static int raft_begin(struct voro_cluster *cl, bool bootstrap)
         return -EIO;
     }
     raft_uv_set_connect_retry_delay(&cl->io, VORO_CLUSTER_CONNECT_RETRY_MS);
-    if ((rc = raft_init(&cl->raft, &cl->io, &cl->fsm, cl->id, cl->raft_address)) != 0) {
+    if ((rc = raft_init(&cl->raft, &cl->io, &cl->fsm_outer, cl->id, cl->raft_address)) != 0) {
         VORO_ERROR("cluster", "raft init: %s", raft_strerror(rc));
         raft_uv_close(&cl->io);
         raft_uv_tcp_close(&cl->transport);
@@ -795,7 +808,7 @@ static void try_report(struct voro_cluster *cl)
     cl->rep_sent_version = cl->rep_version;
     if (voro_cl_is_leader(cl)) {
         struct raft_buffer buf;
-        if (voro_fsm_encode_command(&cmd, &buf) != 0)
+        if (encode_entry(&cmd, &buf) != 0)
             return;
         cl->rep_apply.data = cl;
         if (raft_apply(&cl->raft, &cl->rep_apply, &buf, 1, rep_apply_cb) != 0) {
@@ -879,6 +892,7 @@ int voro_cluster_create(struct voro_cluster **out, struct voro_control *control,
         return rc;
     }
     cl->fsm_inited = true;
+    voro_entry_pad_wrap(&cl->fsm_outer, &cl->fsm);
     voro_fsm_set_observer(&cl->fsm, on_fsm, cl);
     uv_timer_init(cl->loop, &cl->tick);
     uv_timer_init(cl->loop, &cl->kick);

@@ -77,7 +77,8 @@ struct voro_cluster {
     bool raft_inited, raft_started, raft_closed, closing;
     struct raft_uv_transport transport;
     struct raft_io io;
-    struct raft_fsm fsm;
+    struct raft_fsm fsm;       /* voro_fsm */
+    struct raft_fsm fsm_outer; /* what raft sees: strips the log entries' padding */
     bool fsm_inited;
     struct raft raft;
     struct voro_cluster_state state;
