@@ -46,7 +46,8 @@ const char *voro_admin_header(const struct voro_admin_request *req, const char *
 /* Called by a handler that answers later: returns a handle the caller owns until it passes it
  * to voro_admin_complete (exactly once, on the control thread), or NULL when out of memory (the
  * handler then answers now). The connection reads no further request until then. If the client
- * goes away meanwhile, the handle stays valid and completing it only frees it. */
+ * goes away meanwhile, the handle stays valid and completing it only frees it. Completing it
+ * before the handler returned is allowed (the answer then goes out as an immediate one). */
 struct voro_admin_deferred *voro_admin_defer(struct voro_admin_response *resp);
 /* Sends the deferred answer (JSON; `body` is taken over and left empty) and frees `d`. */
 void voro_admin_complete(struct voro_admin_deferred *d, int status, struct voro_strbuf *body);

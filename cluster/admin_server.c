@@ -55,6 +55,9 @@ struct admin_conn {
 struct voro_admin_deferred {
     struct admin_conn *conn; /* NULL once the connection closed */
     bool head_only, close;
+    /* Completed while the handler that deferred is still running: dispatch answers from `resp`. */
+    struct voro_admin_response *in_handler;
+    bool completed;
 };
 
 struct admin_write {
@@ -317,7 +320,11 @@ static void dispatch(struct admin_conn *c)
         struct voro_admin_response resp = {.status = 200, .content_type = NULL, .priv = c};
         voro_strbuf_init(&resp.body);
         r->handler(r->ctx, &req, &resp);
-        if (resp.deferred) {
+        if (resp.deferred && resp.deferred->completed) {
+            free(resp.deferred);
+            resp.deferred = NULL;
+        } else if (resp.deferred) {
+            resp.deferred->in_handler = NULL;
             resp.deferred->conn = c;
             resp.deferred->head_only = head_only;
             resp.deferred->close = close;
@@ -640,6 +647,8 @@ struct voro_admin_deferred *voro_admin_defer(struct voro_admin_response *resp)
     if (resp->deferred)
         return resp->deferred;
     struct voro_admin_deferred *d = calloc(1, sizeof(*d));
+    if (d)
+        d->in_handler = resp;
     resp->deferred = d;
     return d;
 }
@@ -649,6 +658,19 @@ void voro_admin_complete(struct voro_admin_deferred *d, int status, struct voro_
     if (!d) {
         voro_strbuf_free(body);
         return;
+    }
+    if (d->in_handler) {
+        if (d->completed) {
+            voro_strbuf_free(body);
+            return;
+        }
+        struct voro_admin_response *resp = d->in_handler;
+        resp->status = status;
+        voro_strbuf_free(&resp->body);
+        resp->body = *body;
+        voro_strbuf_init(body);
+        d->completed = true;
+        return; /* dispatch sends it and frees d */
     }
     struct admin_conn *c = d->conn;
     if (c && !c->closing) {

@@ -500,12 +500,14 @@ static void forward_cb(void *arg, int status, const char *body, size_t len)
     voro_cl_op_release(op);
 }
 
+/* `forwarded` marks a replayed write, which the receiver must not forward again (no loops). */
 static void call_with_token(struct cl_op *op, const char *address, const char *method, const char *path,
-                            const char *body, size_t body_len, uint32_t timeout_ms)
+                            const char *body, size_t body_len, uint32_t timeout_ms, bool forwarded)
 {
     struct voro_cluster *cl = op->cl;
     char headers[400];
-    snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\nX-Voro-Forwarded: 1\r\n", cl->token);
+    snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\n%s", cl->token,
+             forwarded ? "X-Voro-Forwarded: 1\r\n" : "");
     int rc = voro_http_request(cl->loop, address, method, path, headers, body, body_len, timeout_ms, forward_cb,
                                op, &op->call);
     if (rc) {
@@ -528,7 +530,7 @@ static void forward_start(struct cl_op *op)
         voro_cl_op_answer(op, 503, &sb);
         return;
     }
-    call_with_token(op, admin, op->method, op->path, op->body, op->body_len, VORO_CLUSTER_FORWARD_TIMEOUT_MS);
+    call_with_token(op, admin, op->method, op->path, op->body, op->body_len, VORO_CLUSTER_FORWARD_TIMEOUT_MS, true);
 }
 
 /* ---- raft lifecycle ---- */
@@ -707,7 +709,8 @@ void voro_cl_op_start(struct cl_op *op)
         voro_strbuf_json_string(&body, cl->admin_address);
         voro_strbuf_puts(&body, "}");
         op->deadline_ms = 0;
-        call_with_token(op, op->path, "POST", "/cluster/join", body.data, body.len, VORO_CLUSTER_JOIN_TIMEOUT_MS);
+        call_with_token(op, op->path, "POST", "/cluster/join", body.data, body.len, VORO_CLUSTER_JOIN_TIMEOUT_MS,
+                        false);
         voro_strbuf_free(&body);
         break;
     }

@@ -158,11 +158,8 @@ static void write_front(struct voro_cluster *cl, const struct voro_admin_request
                 voro_cl_op_release(op);
             }
             resp->deferred = NULL;
-            if (d) {
-                struct voro_strbuf none;
-                voro_strbuf_init(&none);
-                voro_admin_complete(d, 500, &none); /* frees d; the client sees an empty 500 */
-            }
+            free(d); /* never handed out */
+            reply(cl, resp, 500, "out of memory", NULL);
             free(text);
             return;
         }
@@ -194,11 +191,8 @@ static void write_front(struct voro_cluster *cl, const struct voro_admin_request
     struct cl_op *op = d ? voro_cl_op_new(cl, kind, d) : NULL;
     if (!op) {
         resp->deferred = NULL;
-        if (d) {
-            struct voro_strbuf none;
-            voro_strbuf_init(&none);
-            voro_admin_complete(d, 500, &none);
-        }
+        free(d); /* never handed out */
+        reply(cl, resp, 500, "out of memory", NULL);
         free(text);
         return;
     }
