@@ -336,7 +336,14 @@ static void transfer_cb(struct raft_transfer *req)
     if (cl->closing || voro_cl_is_leader(cl)) {
         answer_error(op, 503, cl->closing ? "shutting down" : "leadership transfer failed", "retry");
     } else {
-        /* the new leader removes this node */
+        /* the new leader removes this node: name it explicitly (no id would mean the new leader) */
+        char body[64];
+        int n = snprintf(body, sizeof(body), "{\"id\":%" PRIu64 "}", cl->id);
+        free(op->body);
+        op->body = strdup(body);
+        op->body_len = op->body ? (size_t)n : 0;
+        snprintf(op->method, sizeof(op->method), "POST");
+        snprintf(op->path, sizeof(op->path), "/cluster/leave");
         op->kind = OP_FORWARD;
         forward_start(op);
     }

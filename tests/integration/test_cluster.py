@@ -295,7 +295,7 @@ def case_bad_input_changes_nothing(r, ctx):
         assert TOKEN not in json.dumps(d)
 
 
-def case_join_fourth_then_leave(r, ctx):
+def case_join_fourth_then_leader_leaves(r, ctx):
     nodes = ctx["nodes"]
     n4 = Node(r.args.voro, 4, ctx["a"])
     ctx["extra_nodes"].append(n4)
@@ -303,14 +303,23 @@ def case_join_fourth_then_leave(r, ctx):
     s, d = n4.api("POST", "/cluster/join-via", {"via": f"127.0.0.1:{via.admin_port}"}, timeout=20)
     assert s == 200, (s, d)
     wait_until(lambda: sorted(members_by_id(nodes[0].status())) == [1, 2, 3, 4], timeout=10, what="4 members")
-    # the new node catches up: it runs the current config
+    # the new node caught up: it runs the current config on its data plane
     wait_until(lambda: n4.status()["active_config_version"] == ctx["version"], timeout=10, what="n4 active config")
     wait_until(lambda: ident_via(n4.extra_port) == "B", timeout=5, what="n4 extra -> pool b")
-    s, d = nodes[1].api("POST", "/cluster/leave", {"id": 4})
-    assert s == 200 and sorted(m["id"] for m in d["members"]) == [1, 2, 3], (s, d)
-    for n in nodes:
-        wait_until(lambda: sorted(members_by_id(n.status())) == [1, 2, 3], timeout=10, what=f"n{n.idx}: 3 members")
-    n4.close()
+    # the leader leaves (no id = the answering node): it hands leadership over first
+    old = leader_of(nodes)
+    assert old is not None
+    s, d = old.api("POST", "/cluster/leave", {}, timeout=20)
+    remaining = [n for n in nodes + [n4] if n is not old]
+    ids = sorted(n.idx for n in remaining)
+    assert s == 200 and sorted(m["id"] for m in d["members"]) == ids, (s, d)
+    assert d["node"]["id"] != old.idx, "the new leader removed the old one"
+    for n in remaining:
+        wait_until(lambda: sorted(members_by_id(n.status())) == ids and n.status()["leader"] is not None
+                   and n.status()["leader"]["id"] != old.idx, timeout=10, what=f"n{n.idx}: {ids}")
+    ctx["nodes"] = remaining
+    ctx["extra_nodes"].append(old)
+    old.close()  # a node that left still stops cleanly
 
 
 def case_kill_leader_under_pushes(r, ctx):
@@ -380,7 +389,7 @@ def main():
     try:
         ctx["nodes"] = [Node(r.args.voro, i, ctx["a"]) for i in (1, 2, 3)]
         for c in (case_uninitialised_and_auth, case_init_and_concurrent_joins, case_push_via_follower_active_everywhere,
-                  case_bad_input_changes_nothing, case_join_fourth_then_leave, case_kill_leader_under_pushes,
+                  case_bad_input_changes_nothing, case_join_fourth_then_leader_leaves, case_kill_leader_under_pushes,
                   case_clean_shutdown):
             r.run(c.__name__[5:], c, r, ctx)
     finally:
