@@ -129,6 +129,12 @@ def ident_via(port):
         s.close()
 
 
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def leader_of(nodes):
     for n in nodes:
         if not n.alive():
@@ -234,12 +240,8 @@ def case_push_via_follower_active_everywhere(r, ctx):
     wait_until(active_everywhere, timeout=10, what=f"config {version} active on every node")
     for n in nodes:  # the data plane really switched: the same port now reaches pool b
         wait_until(lambda: ident_via(n.extra_port) == "B", timeout=5, what=f"n{n.idx} extra -> pool b")
-        def main_closed():  # listener main was not in the pushed config
-            with socket.socket() as s:
-                s.settimeout(2)
-                return s.connect_ex(("127.0.0.1", n.main_port)) != 0
-
-        wait_until(main_closed, timeout=5, what=f"n{n.idx} listener main closed")
+        # listener main was not in the pushed config
+        wait_until(lambda: not port_open(n.main_port), timeout=5, what=f"n{n.idx} listener main closed")
         s_, d = n.api("GET", "/cluster/config")
         assert s_ == 200 and d["version"] == version and d["text"] == push_text(ctx, 1), d
     ctx["version"] = version
@@ -377,6 +379,43 @@ def case_kill_leader_under_pushes(r, ctx):
         assert ident_via(n.extra_port) == "B"
 
 
+def case_failed_activation_keeps_old_config(r, ctx):
+    nodes = ctx["nodes"]
+    # valid alone, but every node's local file overrides listener "extra", which this text drops
+    text = (f"[listener other]\nbind = 127.0.0.1:{ctx['placeholder']}\npool = b\n"
+            f"[pool b]\nserver = b1 {ctx['b'].addr}\nhealth_check = none\n[timeouts]\ndrain = 0\n")
+    s, d = nodes[1].api("POST", "/cluster/config", {"text": text, "author": "it"})
+    assert s == 200, (s, d)
+    version = d["version"]
+
+    def reported_failure():
+        ms = nodes[0].status()["members"]
+        return all(m["active_config_version"] == version and not m["active_config_ok"]
+                   and "extra" in m["active_config_reason"] for m in ms)
+
+    wait_until(reported_failure, timeout=10, what="every node reports it could not activate")
+    for n in nodes:  # the previous config stays in force
+        assert ident_via(n.extra_port) == "B", n.idx
+    s, d = nodes[2].api("POST", "/cluster/config/rollback", {"version": version - 1, "author": "it"})
+    assert s == 200 and d["version"] == version + 1, (s, d)
+    wait_until(lambda: all(m["active_config_version"] == version + 1 and m["active_config_ok"]
+                           for m in nodes[0].status()["members"]), timeout=10, what="rollback active everywhere")
+
+
+def case_sighup_member_reloads_node_keys(r, ctx):
+    n = ctx["nodes"][0]
+    new_port = free_port()
+    n.text = n.text.replace(f"bind.extra = 127.0.0.1:{n.extra_port}", f"bind.extra = 127.0.0.1:{new_port}")
+    n.v.write_config(n.text)
+    assert not port_open(new_port)
+    n.v.signal(signal.SIGHUP)
+    # the node-scoped override moved the listener; the cluster's pool b is still the one in force
+    wait_until(lambda: ident_via(new_port) == "B", timeout=10, what="extra listener on its new port")
+    old_port, n.extra_port = n.extra_port, new_port
+    wait_until(lambda: not port_open(old_port), timeout=5, what="old extra port closed")
+    assert n.status()["config_version"] == n.status()["active_config_version"]
+
+
 def case_clean_shutdown(r, ctx):
     for n in ctx["nodes"]:
         n.close()  # SIGTERM with Raft running: exit 0, no sanitizer report
@@ -390,6 +429,7 @@ def main():
         ctx["nodes"] = [Node(r.args.voro, i, ctx["a"]) for i in (1, 2, 3)]
         for c in (case_uninitialised_and_auth, case_init_and_concurrent_joins, case_push_via_follower_active_everywhere,
                   case_bad_input_changes_nothing, case_join_fourth_then_leader_leaves, case_kill_leader_under_pushes,
+                  case_failed_activation_keeps_old_config, case_sighup_member_reloads_node_keys,
                   case_clean_shutdown):
             r.run(c.__name__[5:], c, r, ctx)
     finally:
