@@ -243,6 +243,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct cl_op *op = req->data;
     op->raft_pending = false;
+    if (op->self_refresh)
+        op->cl->self_refresh_inflight = false;
     if (op->cl->closing) {
         answer_error(op, 503, "shutting down", NULL);
         mq_done(op);
@@ -687,6 +689,10 @@ void voro_cl_op_start(struct cl_op *op)
         mq_run(cl);
         return; /* mq_run released it if it finished */
     case OP_INIT:
+        if (cl->raft_inited && !cl->raft_started) {
+            answer_error(op, 500, "raft failed to start earlier (see the node's log); restart the node", NULL);
+            break;
+        }
         if (cl->raft_started || has_raft_state(cl->data_dir)) {
             answer_error(op, 409, "already initialised", "exists");
             break;
@@ -698,6 +704,10 @@ void voro_cl_op_start(struct cl_op *op)
         op->step = 1; /* the tick applies member_upsert once this node leads */
         break;
     case OP_JOIN_VIA: {
+        if (cl->raft_inited && !cl->raft_started) {
+            answer_error(op, 500, "raft failed to start earlier (see the node's log); restart the node", NULL);
+            break;
+        }
         if (cl->raft_started && cl->raft.configuration.n > 0) {
             answer_error(op, 409, "already initialised", "exists");
             break;
@@ -745,6 +755,33 @@ static void on_kick(uv_timer_t *t)
     }
 }
 
+/* A leader whose own member record is out of date (restarted with another admin address or
+ * name) rewrites it, so followers forward to where it really listens. */
+static void refresh_self(struct voro_cluster *cl)
+{
+    if (!voro_cl_is_leader(cl) || cl->self_refresh_inflight)
+        return;
+    const struct voro_member *m = voro_state_member(&cl->state, cl->id);
+    if (!m || (!strcmp(m->name, cl->name) && !strcmp(m->raft_address, cl->raft_address) &&
+               !strcmp(m->admin_address, cl->admin_address)))
+        return;
+    struct cl_op *op = voro_cl_op_new(cl, OP_WRITE, NULL);
+    if (!op)
+        return;
+    op->reply = REPLY_OK;
+    op->self_refresh = true;
+    voro_cmd_init(&op->cmd, VORO_CMD_MEMBER_UPSERT);
+    op->cmd.u.member_upsert.id = cl->id;
+    op->cmd.u.member_upsert.vip_priority = m->vip_priority;
+    voro_cmd_set_str(op->cmd.u.member_upsert.data_address, m->data_address);
+    voro_cmd_set_str(op->cmd.u.member_upsert.name, cl->name);
+    voro_cmd_set_str(op->cmd.u.member_upsert.raft_address, cl->raft_address);
+    voro_cmd_set_str(op->cmd.u.member_upsert.admin_address, cl->admin_address);
+    if (op_apply(op) == 0)
+        cl->self_refresh_inflight = true;
+    voro_cl_op_release(op);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct voro_cluster *cl = t->data;
@@ -772,6 +809,7 @@ static void on_tick(uv_timer_t *t)
         }
         voro_cl_op_release(op);
     }
+    refresh_self(cl);
     try_report(cl);
 }
 

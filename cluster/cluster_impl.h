@@ -47,6 +47,7 @@ struct cl_op {
     uint64_t deadline_ms;          /* 0 = bounded by its node-to-node call instead */
     bool raft_pending;             /* raft holds apply/change/transfer: freed after its callback */
     bool queued;                   /* in the membership queue */
+    bool self_refresh;             /* the leader rewriting its own member record */
     struct voro_http_call *call;
     struct raft_apply apply;
     struct raft_change change;
@@ -84,6 +85,7 @@ struct voro_cluster {
     struct voro_cluster_state state;
 
     uv_timer_t tick, kick;
+    bool self_refresh_inflight;
     int open_timers;
 
     struct cl_op *ops;

@@ -3,6 +3,7 @@ config pushed through a follower becoming active on every node's data plane, bad
 cluster API, a fourth node joining and leaving, and the leader SIGKILLed under a stream of config
 pushes (acknowledged pushes survive everywhere; the killed node restarts from its disk and
 catches up). Every process is killed by PID in finally; every wait is bounded."""
+import hashlib
 import json
 import os
 import random
@@ -229,6 +230,19 @@ def case_push_via_follower_active_everywhere(r, ctx):
     assert d["node"]["id"] == 1, "a follower forwards writes to the leader, whose answer comes back"
     version = d["version"]
     ctx["acked"] = {version: d["hash"]}
+    # a client that goes away while its forwarded write is pending: the node stays sound and the
+    # write still commits
+    text2 = push_text(ctx, 2)
+    body = json.dumps({"text": text2, "author": "gone"}).encode()
+    with socket.create_connection(("127.0.0.1", follower.admin_port), timeout=5) as s:
+        s.sendall(f"POST /cluster/config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    wait_until(lambda: all(n.status()["config_version"] == version + 1 for n in nodes), timeout=10,
+               what="the abandoned push committed")
+    version += 1
+    ctx["acked"][version] = hashlib.sha256(text2.encode()).hexdigest()
+    s_, d = follower.api("GET", "/cluster/config")
+    assert d["hash"] == ctx["acked"][version] and d["author"] == "gone", d
 
     def active_everywhere():
         for n in nodes:
@@ -243,7 +257,7 @@ def case_push_via_follower_active_everywhere(r, ctx):
         # listener main was not in the pushed config
         wait_until(lambda: not port_open(n.main_port), timeout=5, what=f"n{n.idx} listener main closed")
         s_, d = n.api("GET", "/cluster/config")
-        assert s_ == 200 and d["version"] == version and d["text"] == push_text(ctx, 1), d
+        assert s_ == 200 and d["version"] == version and d["text"] == text2, d
     ctx["version"] = version
 
 
