@@ -119,11 +119,14 @@ static bool has_header(const struct voro_admin_request *req, const char *name)
     return voro_admin_header(req, name, buf, sizeof(buf)) != NULL;
 }
 
-/* The front door of every write. Takes `text` (malloc'd, may be NULL). */
-static void write_front(struct voro_cluster *cl, const struct voro_admin_request *req,
-                        struct voro_admin_response *resp, enum op_kind kind, enum reply_kind reply_kind,
-                        const struct voro_cmd *cmd, char *text, size_t text_len)
+/* The front door of every write. Takes `text` (malloc'd, may be NULL). A follower forwards
+ * `fwd_body` (NULL = the request's own body) to the leader. */
+static void write_front_body(struct voro_cluster *cl, const struct voro_admin_request *req,
+                             struct voro_admin_response *resp, enum op_kind kind, enum reply_kind reply_kind,
+                             const struct voro_cmd *cmd, char *text, size_t text_len, const char *fwd_body)
 {
+    const char *body = fwd_body ? fwd_body : req->body;
+    size_t body_len = fwd_body ? strlen(fwd_body) : req->body_len;
     const char *admin;
     if (voro_cl_uninitialised(cl)) {
         voro_cl_json_begin(cl, &resp->body);
@@ -150,9 +153,9 @@ static void write_front(struct voro_cluster *cl, const struct voro_admin_request
         }
         struct voro_admin_deferred *d = voro_admin_defer(resp);
         struct cl_op *op = d ? voro_cl_op_new(cl, OP_FORWARD, d) : NULL;
-        if (op && req->body_len)
-            op->body = malloc(req->body_len);
-        if (!op || (req->body_len && !op->body)) {
+        if (op && body_len)
+            op->body = malloc(body_len);
+        if (!op || (body_len && !op->body)) {
             if (op) {
                 op->d = NULL;
                 voro_cl_op_release(op);
@@ -163,8 +166,8 @@ static void write_front(struct voro_cluster *cl, const struct voro_admin_request
             free(text);
             return;
         }
-        memcpy(op->body, req->body, req->body_len);
-        op->body_len = req->body_len;
+        memcpy(op->body, body, body_len);
+        op->body_len = body_len;
         snprintf(op->method, sizeof(op->method), "%s", req->method);
         snprintf(op->path, sizeof(op->path), "%s", req->path);
         free(text);
@@ -205,6 +208,13 @@ static void write_front(struct voro_cluster *cl, const struct voro_admin_request
         op->cmd.u.config_push.text_len = text_len;
     }
     voro_cl_op_start(op);
+}
+
+static void write_front(struct voro_cluster *cl, const struct voro_admin_request *req,
+                        struct voro_admin_response *resp, enum op_kind kind, enum reply_kind reply_kind,
+                        const struct voro_cmd *cmd, char *text, size_t text_len)
+{
+    write_front_body(cl, req, resp, kind, reply_kind, cmd, text, text_len, NULL);
 }
 
 /* ---- reads ---- */
@@ -431,7 +441,10 @@ static void h_leave(void *ctx, const struct voro_admin_request *req, struct voro
             return;
         }
     }
-    write_front(cl, req, resp, OP_LEAVE, REPLY_MEMBERS, &cmd, NULL, 0);
+    /* forwarded with the id spelled out: no id would mean the leader itself there */
+    char fwd[48];
+    snprintf(fwd, sizeof(fwd), "{\"id\":%" PRIu64 "}", id);
+    write_front_body(cl, req, resp, OP_LEAVE, REPLY_MEMBERS, &cmd, NULL, 0, fwd);
 }
 
 /* ---- configuration ---- */

@@ -87,8 +87,9 @@ struct member {
 };
 
 /* Builds the effective config from the local file and cluster `text`, swaps it into the workers
- * and reports the outcome to the cluster. A failure keeps the running config. */
-static void member_apply(struct member *m, uint64_t version, const char *text, size_t len)
+ * and reports the outcome to the cluster. A failure keeps the running config; it is reported
+ * only for a new version (after a failed SIGHUP the version in force is still the good one). */
+static void member_apply(struct member *m, uint64_t version, const char *text, size_t len, bool new_version)
 {
     char name[64], reason[256] = "";
     snprintf(name, sizeof(name), "cluster-config-v%llu", (unsigned long long)version);
@@ -126,14 +127,15 @@ static void member_apply(struct member *m, uint64_t version, const char *text, s
 fail:
     VORO_ERROR("config", "cluster config version %llu not activated: %s; the running configuration stays in force",
                (unsigned long long)version, reason);
-    voro_cluster_report_active(m->cluster, version, false, reason);
+    if (new_version)
+        voro_cluster_report_active(m->cluster, version, false, reason);
 }
 
 static void member_on_config(void *ctx, uint64_t version, const char *text, size_t len)
 {
     struct member *m = ctx;
     if (!m->bridge->shutting_down)
-        member_apply(m, version, text, len);
+        member_apply(m, version, text, len, true);
 }
 
 static void member_on_reload(void *ctx)
@@ -148,7 +150,7 @@ static void member_on_reload(void *ctx)
     }
     VORO_INFO("config", "SIGHUP: reloading the node-scoped keys of %s with cluster config version %llu",
               m->config_path, (unsigned long long)version);
-    member_apply(m, version, text, len);
+    member_apply(m, version, text, len, false);
 }
 
 static void member_on_shutdown(void *ctx, int signo)

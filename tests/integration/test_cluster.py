@@ -322,6 +322,14 @@ def case_join_fourth_then_leader_leaves(r, ctx):
     # the new node caught up: it runs the current config on its data plane
     wait_until(lambda: n4.status()["active_config_version"] == ctx["version"], timeout=10, what="n4 active config")
     wait_until(lambda: ident_via(n4.extra_port) == "B", timeout=5, what="n4 extra -> pool b")
+    # a follower leaves through itself (no id = the answering node, which forwards its own id)
+    n5 = Node(r.args.voro, 5, ctx["a"])
+    ctx["extra_nodes"].append(n5)
+    s, d = n5.api("POST", "/cluster/join-via", {"via": f"127.0.0.1:{nodes[0].admin_port}"}, timeout=20)
+    assert s == 200, (s, d)
+    s, d = n5.api("POST", "/cluster/leave", {}, timeout=20)
+    assert s == 200 and sorted(m["id"] for m in d["members"]) == [1, 2, 3, 4], (s, d)
+    n5.close()
     # the leader leaves (no id = the answering node): it hands leadership over first
     old = leader_of(nodes)
     assert old is not None
