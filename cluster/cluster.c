@@ -619,6 +619,8 @@ static int raft_begin(struct voro_cluster *cl, bool bootstrap)
     raft_set_election_timeout(&cl->raft, cl->election_ms);
     raft_set_heartbeat_timeout(&cl->raft, cl->heartbeat_ms);
     raft_set_pre_vote(&cl->raft, true);
+    raft_set_snapshot_threshold(&cl->raft, cl->snapshot_threshold);
+    raft_set_snapshot_trailing(&cl->raft, cl->snapshot_trailing);
     if (bootstrap) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
@@ -933,6 +935,8 @@ int voro_cluster_create(struct voro_cluster **out, struct voro_control *control,
     snprintf(cl->data_dir, sizeof(cl->data_dir), "%s", cfg->cluster_data_dir);
     cl->election_ms = cfg->election_timeout_ms;
     cl->heartbeat_ms = cfg->heartbeat_timeout_ms;
+    cl->snapshot_threshold = cfg->snapshot_threshold;
+    cl->snapshot_trailing = cfg->snapshot_trailing;
     voro_cluster_state_init(&cl->state);
     int rc = voro_fsm_init(&cl->fsm, &cl->state);
     if (rc) {

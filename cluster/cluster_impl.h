@@ -74,6 +74,7 @@ struct voro_cluster {
     char token[256];
     char data_dir[256];
     unsigned election_ms, heartbeat_ms;
+    unsigned snapshot_threshold, snapshot_trailing;
 
     bool raft_inited, raft_started, raft_closed, closing;
     struct raft_uv_transport transport;

@@ -184,6 +184,10 @@ static const struct row g_rows[] = {
      "Bearer token every /cluster request must carry (required with node_id); never shown by the API."},
     {SEC_CLUSTER, "election_timeout", NODE, "duration", "300ms", K_DURATION, CFG(election_timeout_ms), 10, 60000,
      NULL, NULL, 0, "Raft election timeout, 10ms..60s (randomised between 1x and 2x)."},
+    {SEC_CLUSTER, "snapshot_threshold", NODE, "uint", "1024", K_UINT, CFG(snapshot_threshold), 4, 1000000, NULL, NULL,
+     0, "Raft log entries between two snapshots of the cluster state."},
+    {SEC_CLUSTER, "snapshot_trailing", NODE, "uint", "2048", K_UINT, CFG(snapshot_trailing), 0, 1000000, NULL, NULL,
+     0, "Log entries kept after a snapshot, so a briefly lagging node catches up without one."},
     {SEC_CLUSTER, "heartbeat_timeout", NODE, "duration", "50ms", K_DURATION, CFG(heartbeat_timeout_ms), 1, 60000,
      NULL, NULL, 0, "Raft heartbeat interval of the leader, below election_timeout."},
 

@@ -108,6 +108,8 @@ struct voro_config {
     char cluster_token[256];       /* secret: never logged nor served */
     uint32_t election_timeout_ms;  /* default 300 */
     uint32_t heartbeat_timeout_ms; /* default 50 */
+    uint32_t snapshot_threshold;   /* default 1024 */
+    uint32_t snapshot_trailing;    /* default 2048 */
 
     /* cluster scope: limits */
     uint32_t max_connections;        /* node-wide; 0 = unlimited */

@@ -68,6 +68,7 @@ class Node:
             f"bind.extra = 127.0.0.1:{self.extra_port}\n"
             f"[cluster]\nnode_id = {idx}\nraft_address = 127.0.0.1:{self.raft_port}\n"
             f"data_dir = {self.dir}/raft\ntoken = {TOKEN}\n"
+            "snapshot_threshold = 8\nsnapshot_trailing = 2\n"
             "[server]\nthreads = 1\nio_model = epoll\n"
             f"[listener main]\nbind = 127.0.0.1:{self.main_port}\npool = a\n"
             f"[listener extra]\nbind = 127.0.0.1:{self.extra_port}\npool = a\n"
