@@ -619,6 +619,11 @@ static int raft_begin(struct voro_cluster *cl, bool bootstrap)
     raft_set_election_timeout(&cl->raft, cl->election_ms);
     raft_set_heartbeat_timeout(&cl->raft, cl->heartbeat_ms);
     raft_set_pre_vote(&cl->raft, true);
+    /* 0.15 keeps a follower in "snapshot" state until this expires when an InstallSnapshot is
+     * lost (e.g. sent while the follower restarts): the default 30 s left a restarted node
+     * lagging for 30 s. Snapshots here are small (the state is bounded by VORO_STATE_*). */
+    unsigned snap_timeout = cl->election_ms * 10 > 3000 ? cl->election_ms * 10 : 3000;
+    raft_set_install_snapshot_timeout(&cl->raft, snap_timeout);
     raft_set_snapshot_threshold(&cl->raft, cl->snapshot_threshold);
     raft_set_snapshot_trailing(&cl->raft, cl->snapshot_trailing);
     if (bootstrap) {

@@ -68,7 +68,7 @@ class Node:
             f"bind.extra = 127.0.0.1:{self.extra_port}\n"
             f"[cluster]\nnode_id = {idx}\nraft_address = 127.0.0.1:{self.raft_port}\n"
             f"data_dir = {self.dir}/raft\ntoken = {TOKEN}\n"
-            "snapshot_threshold = 8\nsnapshot_trailing = 2\n"
+            "snapshot_threshold = 8\nsnapshot_trailing = 32\n"
             "[server]\nthreads = 1\nio_model = epoll\n"
             f"[listener main]\nbind = 127.0.0.1:{self.main_port}\npool = a\n"
             f"[listener extra]\nbind = 127.0.0.1:{self.extra_port}\npool = a\n"
@@ -100,6 +100,7 @@ class Node:
         """SIGTERM; fails (unless an exception propagates) on an unclean exit or sanitizer output."""
         if self.v is not None:
             v, self.v = self.v, None
+            self.last_log = v.log_text(limit=20000)
             v.close()
 
     def cleanup(self):
@@ -369,7 +370,13 @@ def case_kill_leader_under_pushes(r, ctx):
                 acked[d["version"]] = d["hash"]
                 return time.monotonic()
             time.sleep(0.05)
-        raise AssertionError(f"push {seq[0]} not acknowledged in time")
+        views = []
+        for x in nodes:
+            try:
+                views.append(x.status() if x.alive() else f"n{x.idx} dead")
+            except OSError as e:
+                views.append(f"n{x.idx}: {e}")
+        raise AssertionError(f"push {seq[0]} not acknowledged in time; nodes: {views}")
 
     for _ in range(5):
         push_once(time.monotonic() + 10)
@@ -390,8 +397,7 @@ def case_kill_leader_under_pushes(r, ctx):
 
     for n in survivors:
         wait_until(lambda: has_all(n), timeout=10, what=f"n{n.idx} holds every acknowledged push")
-    leader.v.close()  # it was SIGKILLed: nothing to check but the log
-    leader.v = None
+    leader.close()  # it was SIGKILLed: nothing to check but the log
     leader.start()  # same config, same data directory, same addresses
     wait_until(lambda: has_all(leader), timeout=15, what="restarted node caught up")
     current = max(acked)
@@ -458,8 +464,8 @@ def main():
     finally:
         if r.failed:
             for n in ctx["nodes"] + ctx["extra_nodes"]:
-                if n.v is not None:
-                    print(f"---- n{n.idx} log ----\n" + n.v.log_text(limit=3000), flush=True)
+                text = n.v.log_text(limit=8000) if n.v is not None else getattr(n, "last_log", "")[-8000:]
+                print(f"---- n{n.idx} log ----\n" + text, flush=True)
         for n in ctx["nodes"] + ctx["extra_nodes"]:
             n.cleanup()
         ctx["a"].close()
