@@ -762,16 +762,20 @@ static void on_kick(uv_timer_t *t)
     }
 }
 
-/* A leader whose own member record is out of date (restarted with another admin address or
- * name) rewrites it, so followers forward to where it really listens. */
+/* A leader whose own member record is missing (an init whose record timed out) or out of date
+ * (restarted with another admin address or name) rewrites it, so followers forward to where it
+ * really listens. */
 static void refresh_self(struct voro_cluster *cl)
 {
     if (!voro_cl_is_leader(cl) || cl->self_refresh_inflight)
         return;
     const struct voro_member *m = voro_state_member(&cl->state, cl->id);
-    if (!m || (!strcmp(m->name, cl->name) && !strcmp(m->raft_address, cl->raft_address) &&
-               !strcmp(m->admin_address, cl->admin_address)))
+    if (m && !strcmp(m->name, cl->name) && !strcmp(m->raft_address, cl->raft_address) &&
+        !strcmp(m->admin_address, cl->admin_address))
         return;
+    for (struct cl_op *o = cl->ops; o; o = o->next)
+        if (o->kind == OP_INIT && o->d)
+            return; /* POST /cluster/init records this node itself */
     struct cl_op *op = voro_cl_op_new(cl, OP_WRITE, NULL);
     if (!op)
         return;
@@ -779,8 +783,10 @@ static void refresh_self(struct voro_cluster *cl)
     op->self_refresh = true;
     voro_cmd_init(&op->cmd, VORO_CMD_MEMBER_UPSERT);
     op->cmd.u.member_upsert.id = cl->id;
-    op->cmd.u.member_upsert.vip_priority = m->vip_priority;
-    voro_cmd_set_str(op->cmd.u.member_upsert.data_address, m->data_address);
+    if (m) {
+        op->cmd.u.member_upsert.vip_priority = m->vip_priority;
+        voro_cmd_set_str(op->cmd.u.member_upsert.data_address, m->data_address);
+    }
     voro_cmd_set_str(op->cmd.u.member_upsert.name, cl->name);
     voro_cmd_set_str(op->cmd.u.member_upsert.raft_address, cl->raft_address);
     voro_cmd_set_str(op->cmd.u.member_upsert.admin_address, cl->admin_address);
