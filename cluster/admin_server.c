@@ -44,11 +44,20 @@ struct admin_conn {
     bool paused; /* reading stopped for backpressure */
     bool was_http10;
     unsigned pending_writes;
+    struct voro_admin_deferred *deferred; /* the request being answered later, if any */
     struct voro_http1_parser parser;
     char *body;
     size_t body_len, body_need;
     size_t len; /* bytes in head[] */
     char head[VORO_ADMIN_MAX_HEAD + 1]; /* +1: the parser must see the byte past the limit */
+};
+
+struct voro_admin_deferred {
+    struct admin_conn *conn; /* NULL once the connection closed */
+    bool head_only, close;
+    /* Completed while the handler that deferred is still running: dispatch answers from `resp`. */
+    struct voro_admin_response *in_handler;
+    bool completed;
 };
 
 struct admin_write {
@@ -302,13 +311,29 @@ static void dispatch(struct admin_conn *c)
         send_response(c, 405, "application/json", &body, head_only, close, allow.data);
         voro_strbuf_free(&allow);
     } else {
+        char auth[1024];
         struct voro_admin_request req = {
             .method = method, .path = target, .query = query,
-            .body = c->body ? c->body : "", .body_len = c->body_len,
+            .body = c->body ? c->body : "", .body_len = c->body_len, .priv = c,
         };
-        struct voro_admin_response resp = {.status = 200, .content_type = NULL};
+        req.authorization = voro_admin_header(&req, "Authorization", auth, sizeof(auth));
+        struct voro_admin_response resp = {.status = 200, .content_type = NULL, .priv = c};
         voro_strbuf_init(&resp.body);
         r->handler(r->ctx, &req, &resp);
+        if (resp.deferred && resp.deferred->completed) {
+            free(resp.deferred);
+            resp.deferred = NULL;
+        } else if (resp.deferred) {
+            resp.deferred->in_handler = NULL;
+            resp.deferred->conn = c;
+            resp.deferred->head_only = head_only;
+            resp.deferred->close = close;
+            c->deferred = resp.deferred;
+            voro_strbuf_free(&resp.body);
+            voro_strbuf_free(&body);
+            free(target);
+            return;
+        }
         int status = (resp.status >= 100 && resp.status <= 999) ? resp.status : 500;
         send_response(c, status, resp.content_type ? resp.content_type : "application/json", &resp.body, head_only,
                       close, NULL);
@@ -330,13 +355,16 @@ static void next_request(struct admin_conn *c, size_t consumed)
     if (c->closing || c->shutdown_started)
         return; /* stays in PH_DRAIN */
     c->phase = PH_HEAD;
-    uv_timer_start(&c->timer, on_linger, VORO_ADMIN_TIMEOUT_MS, 0);
+    if (c->deferred)
+        uv_timer_stop(&c->timer); /* the owner of the deferred answer bounds its time */
+    else
+        uv_timer_start(&c->timer, on_linger, VORO_ADMIN_TIMEOUT_MS, 0);
 }
 
 static void process(struct admin_conn *c)
 {
     /* bounded: each round consumes a whole request or returns */
-    while (c->phase == PH_HEAD && !c->closing && !c->shutdown_started) {
+    while (c->phase == PH_HEAD && !c->closing && !c->shutdown_started && !c->deferred) {
         if (c->pending_writes >= MAX_PENDING_WRITES) {
             c->paused = true;
             uv_read_stop((uv_stream_t *)&c->tcp);
@@ -420,6 +448,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         /* half-close from the client: let queued answers go out (shutdown waits for them), then close */
         c->eof = true;
         uv_read_stop(stream);
+        if (c->deferred) {
+            c->close_after = true; /* the deferred answer goes out first */
+            return;
+        }
         conn_finish(c);
         return;
     }
@@ -461,6 +493,10 @@ static void conn_close(struct admin_conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->deferred) {
+        c->deferred->conn = NULL;
+        c->deferred = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -588,4 +624,65 @@ void voro_admin_server_close(struct voro_admin_server *s)
     while (s->conns)
         conn_close(s->conns);
     uv_close((uv_handle_t *)&s->listen, listen_closed);
+}
+
+/* ---- headers and deferred answers ---- */
+
+const char *voro_admin_header(const struct voro_admin_request *req, const char *name, char *buf, size_t buflen)
+{
+    const struct admin_conn *c = req->priv;
+    if (!c || !buflen)
+        return NULL;
+    const struct voro_http1_header *h = voro_http1_find_header(&c->parser, c->head, name);
+    if (!h)
+        return NULL;
+    size_t n = h->value.len < buflen - 1 ? h->value.len : buflen - 1;
+    memcpy(buf, c->head + h->value.off, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+struct voro_admin_deferred *voro_admin_defer(struct voro_admin_response *resp)
+{
+    if (resp->deferred)
+        return resp->deferred;
+    struct voro_admin_deferred *d = calloc(1, sizeof(*d));
+    if (d)
+        d->in_handler = resp;
+    resp->deferred = d;
+    return d;
+}
+
+void voro_admin_complete(struct voro_admin_deferred *d, int status, struct voro_strbuf *body)
+{
+    if (!d) {
+        voro_strbuf_free(body);
+        return;
+    }
+    if (d->in_handler) {
+        if (d->completed) {
+            voro_strbuf_free(body);
+            return;
+        }
+        struct voro_admin_response *resp = d->in_handler;
+        resp->status = status;
+        voro_strbuf_free(&resp->body);
+        resp->body = *body;
+        voro_strbuf_init(body);
+        d->completed = true;
+        return; /* dispatch sends it and frees d */
+    }
+    struct admin_conn *c = d->conn;
+    if (c && !c->closing) {
+        c->deferred = NULL;
+        if (status < 100 || status > 999)
+            status = 500;
+        send_response(c, status, "application/json", body, d->head_only, d->close || c->close_after, NULL);
+        if (!c->closing && !c->shutdown_started) {
+            uv_timer_start(&c->timer, on_linger, VORO_ADMIN_TIMEOUT_MS, 0);
+            process(c); /* requests pipelined behind the deferred one */
+        }
+    }
+    voro_strbuf_free(body);
+    free(d);
 }

@@ -38,6 +38,7 @@ enum section {
     SEC_POOL,
     SEC_HTTP,
     SEC_ROUTE,
+    SEC_CLUSTER,
     SEC_COUNT,
 };
 
@@ -49,6 +50,7 @@ static const struct {
     [SEC_LIMIT] = {"limit", false},     [SEC_MONITOR] = {"monitor", false}, [SEC_NODE] = {"node", false},
     [SEC_TIMEOUTS] = {"timeouts", false}, [SEC_LISTENER] = {"listener", true}, [SEC_POOL] = {"pool", true},
     [SEC_HTTP] = {"http", false},         [SEC_ROUTE] = {"route", true},
+    [SEC_CLUSTER] = {"cluster", false},
 };
 
 enum kind { K_UINT, K_BOOL, K_DURATION, K_SIZE, K_SIZE64, K_STRING, K_ENUM, K_FLOAT, K_ADDR, K_CUSTOM };
@@ -114,6 +116,8 @@ static setter_fn_t set_route_host;
 static setter_fn_t set_route_methods;
 static setter_fn_t set_route_header;
 static setter_fn_t set_route_model;
+static int set_cluster_admin(struct pstate *, const struct row *, void *, const char *, const char *, int, char *,
+                             size_t);
 
 #define NODE VORO_SCOPE_NODE
 #define CLUSTER VORO_SCOPE_CLUSTER
@@ -183,6 +187,27 @@ static const struct row g_rows[] = {
      "ADDR:PORT of the admin server; overrides [monitor] stats_port."},
     {SEC_NODE, "bind.*", NODE, "addr", "-", K_CUSTOM, NONE, 0, 0, NULL, set_bind_override, F_PATTERN,
      "bind.LISTENER = ADDR:PORT overrides that listener's bind address on this node only."},
+
+    {SEC_CLUSTER, "node_id", NODE, "uint", "-", K_UINT, CFG(cluster_node_id), 1, U32, NULL, NULL, 0,
+     "Raft id of this node, unique in the cluster, 1..4294967295; setting it makes the node a cluster member."},
+    {SEC_CLUSTER, "name", NODE, "name", "voro", K_STRING, CFG(cluster_name), 0, VORO_NAME_MAX - 1, NULL, NULL, 0,
+     "Name of the cluster, shown by /cluster/status."},
+    {SEC_CLUSTER, "data_dir", NODE, "path", "([node] data_dir)/raft", K_STRING, CFG(cluster_data_dir), 0, 255, NULL,
+     NULL, F_NODEFAULT, "Directory of the Raft log and snapshots; empty at first start = not initialised."},
+    {SEC_CLUSTER, "raft_address", NODE, "addr", "-", K_ADDR, CFG(raft_addr), 0, 0, NULL, NULL, 0,
+     "ADDR:PORT the Raft transport binds and peers connect to (required with node_id)."},
+    {SEC_CLUSTER, "admin_address", NODE, "addr", "[node] admin_address", K_CUSTOM, NONE, 0, 0, NULL,
+     set_cluster_admin, F_NODEFAULT, "Alias of [node] admin_address (set one of them): peers reach the cluster API here."},
+    {SEC_CLUSTER, "token", NODE, "string", "-", K_STRING, CFG(cluster_token), 0, 255, NULL, NULL, 0,
+     "Bearer token every /cluster request must carry (required with node_id); never shown by the API."},
+    {SEC_CLUSTER, "election_timeout", NODE, "duration", "300ms", K_DURATION, CFG(election_timeout_ms), 10, 60000,
+     NULL, NULL, 0, "Raft election timeout, 10ms..60s (randomised between 1x and 2x)."},
+    {SEC_CLUSTER, "snapshot_threshold", NODE, "uint", "1024", K_UINT, CFG(snapshot_threshold), 4, 1000000, NULL, NULL,
+     0, "Raft log entries between two snapshots of the cluster state."},
+    {SEC_CLUSTER, "snapshot_trailing", NODE, "uint", "2048", K_UINT, CFG(snapshot_trailing), 0, 1000000, NULL, NULL,
+     0, "Log entries kept after a snapshot, so a briefly lagging node catches up without one."},
+    {SEC_CLUSTER, "heartbeat_timeout", NODE, "duration", "50ms", K_DURATION, CFG(heartbeat_timeout_ms), 1, 60000,
+     NULL, NULL, 0, "Raft heartbeat interval of the leader, below election_timeout."},
 
     {SEC_TIMEOUTS, "connect", CLUSTER, "duration", "3s", K_DURATION, CFG(connect_timeout_ms), 1, H1, NULL, NULL, 0,
      "Default time to connect to a server (pool connect_timeout), 1ms..1h."},
@@ -343,8 +368,17 @@ struct bind_override {
     int line;
 };
 
+/* How the keys of one input are filtered (layered configs: see voro_config_parse_layered). */
+enum layer_filter {
+    LAYER_ALL = 0,      /* a whole node file */
+    LAYER_NO_NODE,      /* a pushed cluster text: node-scoped keys are errors */
+    LAYER_SKIP_CLUSTER, /* the local file of a member: cluster-scoped keys are ignored */
+};
+
 struct pstate {
     const char *file;
+    enum layer_filter filter;
+    size_t ignored; /* keys and sections skipped by LAYER_SKIP_CLUSTER */
     struct voro_config *cfg;
     struct voro_config_errors *errs;
     size_t nerr;   /* errors found */
@@ -827,6 +861,16 @@ static int set_node_name(struct pstate *ps, const struct row *r, void *obj, cons
     if (!name_ok(value))
         return bad_value(why, n, r, value, "a name has 1..63 letters, digits, '_', '-' or '.'");
     snprintf(ps->cfg->node_name, sizeof(ps->cfg->node_name), "%s", value);
+    return 0;
+}
+
+static int set_cluster_admin(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                             int line, char *why, size_t n)
+{
+    (void)obj, (void)key, (void)line;
+    char sub[200];
+    if (parse_addr(value, &ps->cfg->admin_bind, sub, sizeof(sub)) < 0)
+        return bad_value(why, n, r, value, sub);
     return 0;
 }
 
@@ -1621,6 +1665,10 @@ static void on_section(struct pstate *ps, const struct voro_ini_event *ev)
         unknown_section(ps, ev->line, ev->section);
         return;
     }
+    if (ps->filter == LAYER_SKIP_CLUSTER && g_sections[sec].named) {
+        ps->ignored++; /* [listener X] and [pool X] are cluster-scoped as a whole */
+        return;
+    }
     if (!g_sections[sec].named) {
         if (*ev->name)
             add_error(ps, ev->line, "section [%s] takes no name (got '%.80s')", ev->section, ev->name);
@@ -1687,6 +1735,17 @@ static void on_key(struct pstate *ps, const struct voro_ini_event *ev)
     const struct row *r = find_row(ps->cur, ev->key);
     if (!r) {
         unknown_key(ps, ev->line, ps->cur, ev->key);
+        return;
+    }
+    if (ps->filter == LAYER_SKIP_CLUSTER && r->scope == VORO_SCOPE_CLUSTER) {
+        ps->ignored++;
+        return;
+    }
+    if (ps->filter == LAYER_NO_NODE && r->scope == VORO_SCOPE_NODE) {
+        add_error(ps, ev->line,
+                  "key '%.80s' in [%s] is node-scoped: set it in each node's local file, not in the cluster "
+                  "configuration",
+                  ev->key, g_sections[ps->cur].name);
         return;
     }
     int *seen = ps->cur == SEC_LISTENER ? ps->linst[ps->cur_idx].seen
@@ -1766,6 +1825,31 @@ static void implicit_listener(struct pstate *ps)
     ps->linst[idx].seen[row_index(find_row(SEC_LISTENER, "bind"))] = port_line;
 }
 
+/* [cluster]: a node is a member when node_id is set; then raft_address and token are required. */
+static void cluster_defaults(struct pstate *ps)
+{
+    struct voro_config *cfg = ps->cfg;
+    if (!seen_line(ps, ps->seen, SEC_CLUSTER, "data_dir")) {
+        size_t n = strlen(cfg->data_dir);
+        snprintf(cfg->cluster_data_dir, sizeof(cfg->cluster_data_dir), "%.*s/raft", (int)(n > 250 ? 250 : n),
+                 cfg->data_dir);
+    }
+    int id_line = seen_line(ps, ps->seen, SEC_CLUSTER, "node_id");
+    int et = seen_line(ps, ps->seen, SEC_CLUSTER, "election_timeout");
+    int ht = seen_line(ps, ps->seen, SEC_CLUSTER, "heartbeat_timeout");
+    if (cfg->heartbeat_timeout_ms >= cfg->election_timeout_ms)
+        add_error(ps, ht ? ht : et ? et : 1,
+                  "[cluster] heartbeat_timeout (%ums) must be shorter than election_timeout (%ums)",
+                  cfg->heartbeat_timeout_ms, cfg->election_timeout_ms);
+    if (!id_line)
+        return;
+    cfg->cluster_enabled = true;
+    if (!seen_line(ps, ps->seen, SEC_CLUSTER, "raft_address"))
+        add_error(ps, id_line, "[cluster] node_id is set but raft_address is not (raft_address = ADDR:PORT)");
+    if (!seen_line(ps, ps->seen, SEC_CLUSTER, "token"))
+        add_error(ps, id_line, "[cluster] node_id is set but token is not (every /cluster request needs it)");
+}
+
 static void node_defaults(struct pstate *ps)
 {
     struct voro_config *cfg = ps->cfg;
@@ -1773,7 +1857,12 @@ static void node_defaults(struct pstate *ps)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
     }
-    if (!seen_line(ps, ps->seen, SEC_NODE, "admin_address")) {
+    int node_admin = seen_line(ps, ps->seen, SEC_NODE, "admin_address");
+    int cluster_admin = seen_line(ps, ps->seen, SEC_CLUSTER, "admin_address");
+    if (node_admin && cluster_admin)
+        add_error(ps, cluster_admin, "[cluster] admin_address repeats [node] admin_address (line %d): set one of them",
+                  node_admin);
+    if (!node_admin && !cluster_admin) {
         char text[32], why[160];
         snprintf(text, sizeof(text), "127.0.0.1:%u", ps->stats_port);
         parse_addr(text, &cfg->admin_bind, why, sizeof(why));
@@ -1791,6 +1880,7 @@ static void node_defaults(struct pstate *ps)
         if (!j)
             snprintf(cfg->node_name, sizeof(cfg->node_name), "voro");
     }
+    cluster_defaults(ps);
 }
 
 static bool same_addr(const struct voro_sockaddr *a, const struct voro_sockaddr *b)
@@ -2023,22 +2113,30 @@ static void append_raw(struct voro_config_errors *errors, const char *fmt, ...)
     va_end(ap);
 }
 
-int voro_config_parse(const char *name, const char *text, size_t len, struct voro_config **out,
-                      struct voro_config_errors *errors)
+struct layer {
+    const char *name;
+    const char *text;
+    size_t len;
+    enum layer_filter filter;
+};
+
+/* Parses the layers in order into one config: keys of later layers land in the same tables, so
+ * whole-file checks (listeners vs pools, bind overrides) see the merged result. */
+static int parse_layers(const struct layer *layers, size_t n_layers, struct voro_config **out,
+                        struct voro_config_errors *errors, size_t *ignored)
 {
     int rc = 0;
     struct pstate *ps = NULL;
     struct voro_config *cfg = NULL;
-    if (!out)
+    struct voro_ini *it = NULL;
+    if (!out || !n_layers)
         return -EINVAL;
     *out = NULL;
-    if (!name)
-        name = "config";
 
     ps = calloc(1, sizeof(*ps));
     cfg = calloc(1, sizeof(*cfg));
-    struct voro_ini *it = malloc(sizeof(*it));
-    if (!ps || !cfg || !it || !(cfg->source_path = strdup(name))) {
+    it = malloc(sizeof(*it));
+    if (!ps || !cfg || !it || !(cfg->source_path = strdup(layers[0].name ? layers[0].name : "config"))) {
         rc = -ENOMEM;
         goto out_free;
     }
@@ -2048,31 +2146,37 @@ int voro_config_parse(const char *name, const char *text, size_t len, struct vor
     ps->cur = SEC_COUNT;
     apply_defaults(ps, group_global, cfg);
 
-    voro_ini_init(it, text, len);
-    bool before_section = true;
-    for (;;) {
-        struct voro_ini_event ev;
-        int r = voro_ini_next(it, &ev);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            add_error(ps, it->error_line, "%s", it->error);
-            if (ev.type == VORO_INI_SECTION)
-                ps->cur = SEC_COUNT;
-            continue;
+    for (size_t li = 0; li < n_layers && !ps->oom; li++) {
+        ps->file = layers[li].name ? layers[li].name : "config";
+        ps->filter = layers[li].filter;
+        ps->cur = SEC_COUNT;
+        voro_ini_init(it, layers[li].text, layers[li].len);
+        bool before_section = true;
+        for (;;) {
+            struct voro_ini_event ev;
+            int r = voro_ini_next(it, &ev);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                add_error(ps, it->error_line, "%s", it->error);
+                if (ev.type == VORO_INI_SECTION)
+                    ps->cur = SEC_COUNT;
+                continue;
+            }
+            if (ev.type == VORO_INI_SECTION) {
+                before_section = false;
+                on_section(ps, &ev);
+            } else if (before_section) {
+                add_error(ps, ev.line, "key '%.80s' outside any section (start with a [section] header)", ev.key);
+            } else {
+                on_key(ps, &ev);
+            }
+            if (ps->oom)
+                break;
         }
-        if (ev.type == VORO_INI_SECTION) {
-            before_section = false;
-            on_section(ps, &ev);
-        } else if (before_section) {
-            add_error(ps, ev.line, "key '%.80s' outside any section (start with a [section] header)", ev.key);
-        } else {
-            on_key(ps, &ev);
-        }
-        if (ps->oom)
-            break;
+        ps->last_line = it->line;
     }
-    ps->last_line = it->line;
+    ps->filter = LAYER_ALL;
 
     implicit_listener(ps);
     node_defaults(ps);
@@ -2086,8 +2190,10 @@ int voro_config_parse(const char *name, const char *text, size_t len, struct vor
     } else if (ps->nerr) {
         rc = -EINVAL;
         if (errors && ps->nerr > ps->stored) /* the list was capped at MAX_ERRORS */
-            append_raw(errors, "%s: %zu more errors not shown", cfg->source_path, ps->nerr - ps->stored);
+            append_raw(errors, "%s: %zu more errors not shown", ps->file, ps->nerr - ps->stored);
     }
+    if (ignored)
+        *ignored = ps->ignored;
 out_free:
     free(it);
     if (ps) {
@@ -2105,19 +2211,48 @@ out_free:
     return 0;
 }
 
+int voro_config_parse(const char *name, const char *text, size_t len, struct voro_config **out,
+                      struct voro_config_errors *errors)
+{
+    struct layer l = {.name = name, .text = text, .len = len, .filter = LAYER_ALL};
+    return parse_layers(&l, 1, out, errors, NULL);
+}
+
+int voro_config_parse_cluster(const char *name, const char *text, size_t len, struct voro_config **out,
+                              struct voro_config_errors *errors)
+{
+    struct layer l = {.name = name, .text = text, .len = len, .filter = LAYER_NO_NODE};
+    struct voro_config *cfg = NULL;
+    int rc = parse_layers(&l, 1, &cfg, errors, NULL);
+    if (rc == 0 && out)
+        *out = cfg;
+    else
+        voro_config_free(cfg);
+    return rc;
+}
+
+int voro_config_parse_layered(const char *local_name, const char *local_text, size_t local_len,
+                              const char *cluster_name, const char *cluster_text, size_t cluster_len,
+                              struct voro_config **out, struct voro_config_errors *errors, size_t *ignored)
+{
+    struct layer l[2] = {
+        {.name = local_name, .text = local_text, .len = local_len, .filter = LAYER_SKIP_CLUSTER},
+        {.name = cluster_name, .text = cluster_text, .len = cluster_len, .filter = LAYER_NO_NODE},
+    };
+    return parse_layers(l, 2, out, errors, ignored);
+}
+
 static void io_error(struct voro_config_errors *errors, const char *path, const char *what, int err)
 {
     if (errors)
         append_raw(errors, "%s: %s: %s", path, what, strerror(err));
 }
 
-int voro_config_load(const char *path, struct voro_config **out, struct voro_config_errors *errors)
+/* Reads a whole config file (at most 4 MiB) into a malloc'd NUL-terminated buffer. */
+static int read_config_file(const char *path, char **text_out, size_t *len_out, struct voro_config_errors *errors)
 {
-    int rc;
+    int rc = 0;
     char *text = NULL;
-    if (!path || !out)
-        return -EINVAL;
-    *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
@@ -2148,16 +2283,50 @@ int voro_config_load(const char *path, struct voro_config **out, struct voro_con
         if (n < 0) {
             rc = -errno;
             io_error(errors, path, "cannot read", errno);
-            goto out_free;
+            free(text);
+            text = NULL;
+            goto out_close;
         }
         if (n == 0)
             break;
         got += (size_t)n;
     }
-    rc = voro_config_parse(path, text, got, out, errors);
-out_free:
-    free(text);
+    text[got] = '\0';
+    *text_out = text;
+    *len_out = got;
 out_close:
     close(fd);
+    return rc;
+}
+
+int voro_config_load(const char *path, struct voro_config **out, struct voro_config_errors *errors)
+{
+    if (!path || !out)
+        return -EINVAL;
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_config_file(path, &text, &len, errors);
+    if (rc)
+        return rc;
+    rc = voro_config_parse(path, text, len, out, errors);
+    free(text);
+    return rc;
+}
+
+int voro_config_load_layered(const char *path, const char *cluster_name, const char *cluster_text,
+                             size_t cluster_len, struct voro_config **out, struct voro_config_errors *errors,
+                             size_t *ignored)
+{
+    if (!path || !out)
+        return -EINVAL;
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_config_file(path, &text, &len, errors);
+    if (rc)
+        return rc;
+    rc = voro_config_parse_layered(path, text, len, cluster_name, cluster_text, cluster_len, out, errors, ignored);
+    free(text);
     return rc;
 }

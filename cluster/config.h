@@ -189,6 +189,18 @@ struct voro_config {
     bool splice;        /* [server] splice: zero-copy forwarding of bulk TCP flows through pipes */
     uint32_t pipes;     /* [server] pipes: pipe pool bound per worker (2 fds each) */
 
+    /* node scope: [cluster] (Raft membership; a member when node_id is set) */
+    bool cluster_enabled;
+    uint32_t cluster_node_id;
+    char cluster_name[VORO_NAME_MAX];
+    char cluster_data_dir[256];    /* default "<[node] data_dir>/raft" */
+    struct voro_sockaddr raft_addr;
+    char cluster_token[256];       /* secret: never logged nor served */
+    uint32_t election_timeout_ms;  /* default 300 */
+    uint32_t heartbeat_timeout_ms; /* default 50 */
+    uint32_t snapshot_threshold;   /* default 1024 */
+    uint32_t snapshot_trailing;    /* default 2048 */
+
     /* cluster scope: limits */
     uint32_t max_connections;        /* node-wide; 0 = unlimited */
     uint32_t max_connections_per_ip; /* 0 = unlimited */
@@ -229,6 +241,24 @@ int voro_config_load(const char *path, struct voro_config **out, struct voro_con
 /* Same, from text in memory; `name` is used in messages as the file name. */
 int voro_config_parse(const char *name, const char *text, size_t len, struct voro_config **out,
                       struct voro_config_errors *errors);
+
+/* Validates a cluster configuration text (what POST /cluster/config carries) with the same
+ * parser as `voro -t`: every node-scoped key is an error ("name:line: key 'threads' in [server]
+ * is node-scoped ..."). 0 or -EINVAL/-ENOMEM; on success *out (may be NULL: validation only)
+ * is the config as this text alone defines it (node keys at their defaults), owned by the caller. */
+int voro_config_parse_cluster(const char *name, const char *text, size_t len, struct voro_config **out,
+                              struct voro_config_errors *errors);
+/* The effective config of a cluster member: node-scoped keys from the local text (its
+ * cluster-scoped keys and [listener]/[pool] sections are ignored; *ignored, may be NULL, counts
+ * them for one log line) plus cluster-scoped keys from the cluster text (node-scoped keys there
+ * are errors). Messages name the text each problem comes from. Same ownership as voro_config_parse. */
+int voro_config_parse_layered(const char *local_name, const char *local_text, size_t local_len,
+                              const char *cluster_name, const char *cluster_text, size_t cluster_len,
+                              struct voro_config **out, struct voro_config_errors *errors, size_t *ignored);
+/* Same with the local text read from `path`. */
+int voro_config_load_layered(const char *path, const char *cluster_name, const char *cluster_text,
+                             size_t cluster_len, struct voro_config **out, struct voro_config_errors *errors,
+                             size_t *ignored);
 void voro_config_free(struct voro_config *cfg);
 void voro_config_errors_free(struct voro_config_errors *errors);
 

@@ -295,3 +295,5 @@ bool voro_control_server_up(const struct voro_control *c, size_t pool, size_t se
 {
     return voro_health_server_up(c->health, pool, server, reason);
 }
+
+struct uv_loop_s *voro_control_loop(struct voro_control *c) { return &c->loop; }

@@ -73,6 +73,10 @@ void voro_control_stop(struct voro_control *c);
  * uv_loop_close's result: 0, or a negative errno when a handle was left open (a bug). */
 int voro_control_destroy(struct voro_control *c);
 
+/* The control thread's libuv loop (for modules that add their own handles, e.g. the Raft
+ * transport); owned by `c`, valid until voro_control_destroy. */
+struct uv_loop_s *voro_control_loop(struct voro_control *c);
+
 /* Current verdict as last reported (for /stats): 1 up, 0 down. */
 bool voro_control_server_up(const struct voro_control *c, size_t pool, size_t server, const char **reason);
 

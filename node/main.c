@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "cluster/config.h"
 #include "cluster/control.h"
 #include "common/log.h"
@@ -50,6 +51,98 @@ static int load_config(const char *path, struct voro_config **out)
         fprintf(stderr, "%s: %s\n", path, strerror(-rc));
     voro_config_errors_free(&errors);
     return rc;
+}
+
+/* A cluster member: the replicated config versions and SIGHUP go through the layered config
+ * (local node-scoped keys + the cluster's text); the bridge's other hooks are wrapped as they are. */
+struct member {
+    struct voro_node *node;
+    struct voro_bridge *bridge;
+    struct voro_control *control;
+    struct voro_cluster *cluster;
+    const char *config_path;
+    struct voro_control_hooks inner;
+    bool told_ignored;
+};
+
+/* Builds the effective config from the local file and cluster `text`, swaps it into the workers
+ * and reports the outcome to the cluster. A failure keeps the running config; it is reported
+ * only for a new version (after a failed SIGHUP the version in force is still the good one). */
+static void member_apply(struct member *m, uint64_t version, const char *text, size_t len, bool new_version)
+{
+    char name[64], reason[256] = "";
+    snprintf(name, sizeof(name), "cluster-config-v%llu", (unsigned long long)version);
+    struct voro_config *cfg = NULL;
+    struct voro_config_errors errors = {0};
+    size_t ignored = 0;
+    int rc = voro_config_load_layered(m->config_path, name, text, len, &cfg, &errors, &ignored);
+    if (rc) {
+        for (size_t i = 0; i < errors.count; i++)
+            VORO_ERROR("config", "%s", errors.items[i].message);
+        snprintf(reason, sizeof(reason), "%.250s", errors.count ? errors.items[0].message : strerror(-rc));
+        voro_config_errors_free(&errors);
+        goto fail;
+    }
+    voro_config_errors_free(&errors);
+    if (ignored && !m->told_ignored) {
+        m->told_ignored = true;
+        VORO_INFO("config", "%s: %zu cluster-scoped key%s and section%s ignored: the cluster's config is in force",
+                  m->config_path, ignored, ignored == 1 ? "" : "s", ignored == 1 ? "" : "s");
+    }
+    if ((rc = voro_node_apply(m->node, cfg)) != 0) { /* takes cfg */
+        snprintf(reason, sizeof(reason), "cannot apply: %s", strerror(-rc));
+        goto fail;
+    }
+    voro_control_set_config(m->control, m->node->current->cfg);
+    VORO_INFO("config", "cluster config version %llu in force (generation %llu)", (unsigned long long)version,
+              (unsigned long long)m->node->generation);
+    voro_cluster_report_active(m->cluster, version, true, "");
+    return;
+fail:
+    VORO_ERROR("config", "cluster config version %llu not activated: %s; the running configuration stays in force",
+               (unsigned long long)version, reason);
+    if (new_version)
+        voro_cluster_report_active(m->cluster, version, false, reason);
+}
+
+static void member_on_config(void *ctx, uint64_t version, const char *text, size_t len)
+{
+    struct member *m = ctx;
+    if (!m->bridge->shutting_down)
+        member_apply(m, version, text, len, true);
+}
+
+static void member_on_reload(void *ctx)
+{
+    struct member *m = ctx;
+    uint64_t version = 0;
+    size_t len = 0;
+    const char *text = m->cluster ? voro_cluster_config_text(m->cluster, &version, &len) : NULL;
+    if (!text || m->bridge->shutting_down) {
+        m->inner.on_reload(m->inner.ctx);
+        return;
+    }
+    VORO_INFO("config", "SIGHUP: reloading the node-scoped keys of %s with cluster config version %llu",
+              m->config_path, (unsigned long long)version);
+    member_apply(m, version, text, len, false);
+}
+
+static void member_on_shutdown(void *ctx, int signo)
+{
+    struct member *m = ctx;
+    m->inner.on_shutdown(m->inner.ctx, signo);
+}
+
+static void member_on_health(void *ctx, size_t pool, size_t server, bool up, const char *reason)
+{
+    struct member *m = ctx;
+    m->inner.on_health(m->inner.ctx, pool, server, up, reason);
+}
+
+static void member_on_tick(void *ctx)
+{
+    struct member *m = ctx;
+    m->inner.on_tick(m->inner.ctx);
 }
 
 int main(int argc, char **argv)
@@ -132,6 +225,7 @@ int main(int argc, char **argv)
     struct voro_node node;
     struct voro_bridge bridge;
     struct voro_control *control = NULL;
+    struct member member = {.node = &node, .bridge = &bridge, .config_path = config_path};
     if (voro_node_init(&node, cfg) != 0) {
         voro_config_free(cfg);
         goto out_mask;
@@ -146,6 +240,13 @@ int main(int argc, char **argv)
     if (voro_node_apply(&node, cfg) != 0) /* takes cfg */
         goto out_node;
     struct voro_control_hooks hooks = voro_bridge_hooks(&bridge);
+    bool is_member = node.current->cfg->cluster_enabled;
+    if (is_member) {
+        member.inner = hooks;
+        hooks = (struct voro_control_hooks){.ctx = &member, .on_reload = member_on_reload,
+                                            .on_shutdown = member_on_shutdown, .on_health = member_on_health,
+                                            .on_tick = member_on_tick};
+    }
     int rc = voro_control_create(&control, node.current->cfg, &hooks);
     if (rc) {
         VORO_ERROR("node", "cannot start the admin server on %s: %s", node.current->cfg->admin_bind.text, strerror(-rc));
@@ -154,6 +255,14 @@ int main(int argc, char **argv)
     if ((rc = voro_bridge_attach(&bridge, control)) != 0) {
         VORO_ERROR("node", "cannot set up the admin endpoints: %s", strerror(-rc));
         goto out_control;
+    }
+    member.control = control;
+    if (is_member) {
+        struct voro_cluster_hooks ch = {.ctx = &member, .on_config = member_on_config};
+        if ((rc = voro_cluster_create(&member.cluster, control, node.current->cfg, &ch)) != 0) {
+            VORO_ERROR("node", "cannot start the cluster member: %s", strerror(-rc));
+            goto out_control;
+        }
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     {
@@ -166,6 +275,7 @@ int main(int argc, char **argv)
     rc = voro_control_run(control);
     exit_code = rc == 0 ? 0 : 1;
 out_control:
+    voro_cluster_destroy(member.cluster); /* closes Raft on the control loop first */
     voro_control_destroy(control);
 out_node:
     voro_node_destroy(&node);

@@ -1,0 +1,42 @@
+/* A node's membership in a Voro cluster: canonical/raft (libuv backend) on the control loop,
+ * the replicated state, the /cluster HTTP API (docs/cluster-api.md) and the hand-over of
+ * replicated config versions to the node. Everything runs on the control thread. */
+#ifndef VORO_CLUSTER_CLUSTER_H
+#define VORO_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/config.h"
+#include "cluster/control.h"
+
+struct voro_cluster;
+
+struct voro_cluster_hooks {
+    void *ctx;
+    /* Config `version` with cluster text `text` (borrowed for the call, text_len bytes, NUL
+     * terminated) is now current. Runs outside Raft callbacks. The node builds its effective
+     * config and applies it, then calls voro_cluster_report_active (possibly later). */
+    void (*on_config)(void *ctx, uint64_t version, const char *text, size_t text_len);
+};
+
+/* Creates the cluster member described by cfg's [cluster] keys (cfg->cluster_enabled must be
+ * set; cfg is only read during the call) and registers the /cluster endpoints on `control`
+ * (borrowed; it must outlive the cluster). A data directory that already holds Raft state is
+ * resumed (Raft starts at once); an empty one waits for POST /cluster/init or join-via.
+ * *out is owned by the caller (voro_cluster_destroy). Returns 0 or a negative errno. */
+int voro_cluster_create(struct voro_cluster **out, struct voro_control *control, const struct voro_config *cfg,
+                        const struct voro_cluster_hooks *hooks);
+/* The node activated config `version` (ok) or could not (reason says why): committed as
+ * node_config_active through the leader, retried until it is. `reason` is copied. */
+void voro_cluster_report_active(struct voro_cluster *cl, uint64_t version, bool ok, const char *reason);
+/* The current replicated config text (NUL-terminated, valid until the next loop iteration) and
+ * its version, or NULL when none was pushed yet. */
+const char *voro_cluster_config_text(const struct voro_cluster *cl, uint64_t *version, size_t *len);
+/* Answers pending API requests with 503, cancels node-to-node calls, closes Raft (canonical/raft
+ * close order) and frees `cl`, running the control loop until all of it is closed. Call after
+ * voro_control_run returned and before voro_control_destroy. NULL is a no-op. */
+void voro_cluster_destroy(struct voro_cluster *cl);
+
+#endif
