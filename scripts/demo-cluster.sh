@@ -58,9 +58,9 @@ for i in 1 2 3 4; do
 done
 
 # The cluster-scoped config, with this demo's ports substituted.
-sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$lport/" \
-    -e "s/127\.0\.0\.1:8001/127.0.0.1:$((base + 1))/" -e "s/127\.0\.0\.1:8002/127.0.0.1:$((base + 2))/" \
-    -e "s/127\.0\.0\.1:8003/127.0.0.1:$((base + 3))/" -e "s/127\.0\.0\.1:8004/127.0.0.1:$((base + 4))/" \
+sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$lport/g" \
+    -e "s/127\.0\.0\.1:8001/127.0.0.1:$((base + 1))/g" -e "s/127\.0\.0\.1:8002/127.0.0.1:$((base + 2))/g" \
+    -e "s/127\.0\.0\.1:8003/127.0.0.1:$((base + 3))/g" -e "s/127\.0\.0\.1:8004/127.0.0.1:$((base + 4))/g" \
     "$here/deploy/cluster/cluster.conf" >"$work/cluster.conf"
 "$voro" -t "$work/cluster.conf" >/dev/null
 
@@ -112,6 +112,19 @@ echo "== join node2 and node3 via node1"
 "$vc" --admin "$admin3" join --via "$admin1"
 echo "== push the cluster config"
 "$vc" --admin "$admin1" config push "$work/cluster.conf" --author demo
+echo "== one request through each node (every node activates the pushed config)"
+for i in 1 2 3; do
+  for _ in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((base + 80 + i))/v1/chat/completions" \
+      -d '{"messages":[{"role":"user","content":"hi"}],"model":"gpusim-8b","max_tokens":4}' || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  printf 'node%s 127.0.0.1:%s -> HTTP %s, served by %s\n' "$i" "$((base + 80 + i))" "$code" \
+    "$(curl -s -D - -o /dev/null "http://127.0.0.1:$((base + 80 + i))/v1/chat/completions" \
+        -d '{"messages":[{"role":"user","content":"hi"}],"model":"gpusim-8b","max_tokens":4}' | tr -d '\r' |
+       awk -F': ' 'tolower($1)=="x-gpusim-name"{print $2}')"
+done
 echo "== vorocluster status"
 "$vc" --admin "$admin1" status
 
