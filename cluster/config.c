@@ -279,7 +279,7 @@ static const struct row g_rows[] = {
      NULL, NULL, 0, "Time between scrapes of a server's metrics URL, 100ms..1h."},
     {SEC_POOL, "metrics_stale", CLUSTER, "duration", "3s", K_DURATION, POOL(l7.metrics_stale_ms), 1, H1, NULL, NULL,
      0, "Metrics older than this are stale and not used for balancing, 1ms..1h."},
-    {SEC_POOL, "upstream_max_idle", CLUSTER, "uint", "32", K_UINT, POOL(l7.upstream_max_idle), 0, 4096, NULL, NULL,
+    {SEC_POOL, "upstream_max_idle", CLUSTER, "uint", "256", K_UINT, POOL(l7.upstream_max_idle), 0, 4096, NULL, NULL,
      0, "Idle keep-alive connections kept per worker per server, 0..4096."},
     {SEC_POOL, "upstream_idle_timeout", CLUSTER, "duration", "4s", K_DURATION, POOL(l7.upstream_idle_timeout_ms), 1,
      H1, NULL, NULL, 0, "Idle keep-alive connections to servers are closed after this (keep it below the servers' own "

@@ -102,7 +102,7 @@ struct voro_pool_l7_config {
     uint32_t metrics_stale_ms;   /* metrics older than this are stale (default 3000) */
     enum voro_hash_key hash_key;
     char hash_key_name[VORO_NAME_MAX]; /* header or cookie name */
-    uint32_t upstream_max_idle;  /* idle keep-alive connections per worker per server (default 32) */
+    uint32_t upstream_max_idle;  /* idle keep-alive connections per worker per server (default 256) */
     uint32_t upstream_idle_timeout_ms; /* shorter than the backends' keep-alive (default 4s) */
 };
 

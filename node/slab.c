@@ -128,7 +128,7 @@ static int slab_grow(struct voro_slab *s)
     return 0;
 }
 
-void *voro_slab_alloc(struct voro_slab *s)
+void *voro_slab_alloc_uninit(struct voro_slab *s)
 {
     if (s->max_objs && s->in_use >= s->max_objs)
         return NULL;
@@ -137,8 +137,15 @@ void *voro_slab_alloc(struct voro_slab *s)
     void *obj = s->free_list;
     SLAB_UNPOISON(obj, s->obj_size);
     s->free_list = *(void **)obj;
-    memset(obj, 0, s->obj_size);
     s->in_use++;
+    return obj;
+}
+
+void *voro_slab_alloc(struct voro_slab *s)
+{
+    void *obj = voro_slab_alloc_uninit(s);
+    if (obj)
+        memset(obj, 0, s->obj_size);
     return obj;
 }
 

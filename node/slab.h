@@ -25,6 +25,9 @@ int voro_slab_init(struct voro_slab *s, size_t obj_size, size_t objs_per_chunk, 
 /* Returns zeroed memory owned by the slab (give it back with voro_slab_free), or NULL when
  * max_objs is reached or memory is exhausted. */
 void *voro_slab_alloc(struct voro_slab *s);
+/* Same, without zeroing: for buffers the caller fills before reading (big objects on the hot
+ * path, where clearing them would cost more than using them). */
+void *voro_slab_alloc_uninit(struct voro_slab *s);
 void voro_slab_free(struct voro_slab *s, void *obj);
 void voro_slab_destroy(struct voro_slab *s);
 

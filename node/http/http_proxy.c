@@ -363,7 +363,7 @@ static void reply_error(struct voro_http_conn *c, int status, const char *messag
         conn_abort(c);
         return;
     }
-    if (!c->rout && !(c->rout = voro_slab_alloc(&w->out_slab))) {
+    if (!c->rout && !(c->rout = voro_slab_alloc_uninit(&w->out_slab))) {
         conn_abort(c);
         return;
     }
@@ -481,7 +481,7 @@ static void client_send_fwd(struct voro_http_conn *c, struct voro_buf *buf, uint
 static void response_head_done(struct voro_http_conn *c)
 {
     struct voro_worker *w = c->w;
-    if (!c->rout && !(c->rout = voro_slab_alloc(&w->out_slab))) {
+    if (!c->rout && !(c->rout = voro_slab_alloc_uninit(&w->out_slab))) {
         conn_abort(c);
         return;
     }
@@ -631,9 +631,11 @@ static void on_server_recv(struct voro_op *op, int res)
             /* Nothing came back. On a pooled connection that is the server closing an idle
              * connection as we reused it (a race, not a failure): try the same server again on
              * a fresh connection, once. */
-            if (c->server_reused && !c->stale_retried && !c->req_body_sent_any && !(c->pending & P_SERVER_SEND)) {
+            if (c->server_reused && !c->stale_retried && (!c->req_body_sent_any || c->body) &&
+                !(c->pending & P_SERVER_SEND)) {
                 c->stale_retried = true;
                 c->fresh_retry = true;
+                c->body_send_off = 0; /* a buffered body goes out again whole */
                 c->attempts--;
                 release_server(c, false);
                 connect_next(c);
@@ -887,9 +889,11 @@ static void on_head_sent(struct voro_op *op, int res)
         return;
     }
     if (res < 0) {
-        if (c->server_reused && !c->stale_retried && !(c->pending & P_SERVER_RECV)) {
+        if (c->server_reused && !c->stale_retried && (!c->req_body_sent_any || c->body) &&
+            !(c->pending & P_SERVER_RECV)) {
             c->stale_retried = true; /* the pooled connection was dead: same server, new connection */
             c->fresh_retry = true;
+            c->body_send_off = 0;
             c->attempts--;
             release_server(c, false);
             connect_next(c);
@@ -1014,7 +1018,10 @@ static void connect_next(struct voro_http_conn *c)
     c->resp_head_done = false;
     c->req_body_sent_any = false;
     voro_http1_init(&c->parser, VORO_HTTP1_RESPONSE, NULL);
-    int fd = c->fresh_retry ? -1 : voro_http_upstream_take(w, c->view, (size_t)c->pool, (size_t)idx);
+    /* A request whose body streams from the client cannot be replayed: check a pooled
+     * connection first. Bodiless and buffered requests are retried instead if it was dead. */
+    bool must_check = c->req_body.kind != VORO_HTTP1_BODY_NONE && !c->body;
+    int fd = c->fresh_retry ? -1 : voro_http_upstream_take(w, c->view, (size_t)c->pool, (size_t)idx, must_check);
     c->fresh_retry = false;
     if (fd >= 0) {
         c->sfd = fd;
@@ -1121,7 +1128,7 @@ static void request_forward(struct voro_http_conn *c)
         }
         c->body_pre = (uint32_t)pre;
     }
-    if (!c->out && !(c->out = voro_slab_alloc(&w->out_slab))) {
+    if (!c->out && !(c->out = voro_slab_alloc_uninit(&w->out_slab))) {
         conn_abort(c);
         return;
     }

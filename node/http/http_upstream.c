@@ -53,7 +53,13 @@ static int still_open(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int voro_http_upstream_take(struct voro_worker *w, struct voro_worker_view *view, size_t pool, size_t server)
+/* A connection idle for less than this was alive a moment ago: skip the MSG_PEEK syscall unless
+ * the request could not be retried (a race with the server's close is then caught by the
+ * proxy's one retry on a fresh connection). */
+#define FRESH_IDLE_MS 200
+
+int voro_http_upstream_take(struct voro_worker *w, struct voro_worker_view *view, size_t pool, size_t server,
+                            bool must_check)
 {
     struct voro_http_idle_list *l = idle_list(view, pool, server);
     if (!l)
@@ -65,8 +71,9 @@ int voro_http_upstream_take(struct voro_worker *w, struct voro_worker_view *view
         l->count--;
         int fd = c->fd;
         bool fresh = timeout == 0 || w->now_ms - c->since_ms < timeout;
+        bool recent = w->now_ms - c->since_ms < FRESH_IDLE_MS;
         voro_slab_free(&w->idle_slab, c);
-        if (fresh && still_open(fd))
+        if (fresh && ((recent && !must_check) || still_open(fd)))
             return fd;
         voro_loop_close(w->loop, fd);
     }

@@ -5,6 +5,7 @@
 #ifndef VORO_NODE_HTTP_UPSTREAM_H
 #define VORO_NODE_HTTP_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,8 +34,11 @@ struct voro_http_view *voro_http_view_create(uint32_t n_servers_total);
 /* Closes every idle connection and frees the pools. */
 void voro_http_view_destroy(struct voro_worker *w, struct voro_http_view *hv);
 
-/* Takes a live idle connection to pools[pool].servers[server], or returns -1. */
-int voro_http_upstream_take(struct voro_worker *w, struct voro_worker_view *view, size_t pool, size_t server);
+/* Takes a live idle connection to pools[pool].servers[server], or returns -1. A connection idle
+ * for a moment only is trusted without a syscall unless `must_check` (a request that could not
+ * be replayed if the server had just closed it). */
+int voro_http_upstream_take(struct voro_worker *w, struct voro_worker_view *view, size_t pool, size_t server,
+                            bool must_check);
 /* Gives a connection back (closed instead when the pool is full or pooling is off). */
 void voro_http_upstream_put(struct voro_worker *w, struct voro_worker_view *view, size_t pool, size_t server, int fd);
 /* Closes idle connections older than their pool's idle timeout (call about once a second). */

@@ -627,7 +627,7 @@ static void test_l7_defaults(void **state)
     assert_true(p->l7.learn_models);
     assert_int_equal(p->l7.metrics_interval_ms, 1000);
     assert_int_equal(p->l7.metrics_stale_ms, 3000);
-    assert_int_equal(p->l7.upstream_max_idle, 32);
+    assert_int_equal(p->l7.upstream_max_idle, 256);
     assert_int_equal(p->l7.upstream_idle_timeout_ms, 4000);
     const struct voro_server_config *s = &p->servers[0];
     assert_null(s->models);
