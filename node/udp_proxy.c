@@ -244,7 +244,7 @@ static struct udp_session *session_start(struct voro_udp_listener *ul, int fd, s
     voro_lb_conn_begin(&view->lbs[pool], idx);
     voro_counter_add(&s->sc->connections, 1);
     voro_counter_add(&s->sc->active, 1);
-    s->recv_op = (struct voro_op){.cb = on_session_recv, .data = s};
+    s->recv_op = (struct voro_op){.cb = on_session_recv, .data = s, .dgram = true};
     voro_timer_init(&s->timer, on_session_timer, s);
     voro_timer_add(&w->wheel, &s->timer, s->idle_ms);
     s->hnext = ul->buckets[key & (UDP_BUCKETS - 1)];

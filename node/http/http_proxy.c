@@ -594,6 +594,28 @@ static void response_head_done(struct voro_http_conn *c)
     c->fwd_off = head_len;
     c->resp_sending_head = true;
     c->fwd = NULL;
+    /* Body bytes that came with the head (a small response is often all there) go out in the
+     * same send when they fit behind the rewritten head: one system call instead of two. */
+    uint32_t extra = c->resp_len - head_len;
+    size_t cap = voro_http_out_size(c->view->snap->cfg);
+    if (extra && out_len + extra <= cap) {
+        long take = voro_http_body_consume(&c->resp_body, c->resp->data + head_len, extra);
+        if (take < 0) {
+            conn_abort(c);
+            return;
+        }
+        if ((uint32_t)take < extra)
+            c->resp_keep_alive = false; /* bytes beyond the body: the server connection is out of sync */
+        size_t n;
+        const struct voro_http_filter *const *f = voro_http_filters(&n);
+        for (size_t i = 0; i < n; i++)
+            if (f[i]->on_response_body && take > 0)
+                f[i]->on_response_body(&c->x, c->resp->data + head_len, (size_t)take);
+        memcpy(c->rout + out_len, c->resp->data + head_len, (size_t)take);
+        out_len += (size_t)take;
+        c->x.bytes_out += (uint64_t)take;
+        c->fwd_off = c->resp_len; /* nothing left to forward from this buffer */
+    }
     voro_counter_add(&w->stats.bytes_to_clients, out_len);
     voro_counter_add(&c->lc->bytes_out, out_len);
     c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
@@ -1063,12 +1085,18 @@ static bool method_idempotent(const char *buf, struct voro_http1_span m)
 
 static void make_request_id(struct voro_http_conn *c, char out[33])
 {
-    /* Unique per worker and process: worker id, a per-worker counter mixed, and time. */
-    static _Thread_local uint64_t counter;
-    uint64_t a = voro_hash64(&counter, sizeof(counter), (uint64_t)c->w->id << 32 | (uint64_t)getpid());
-    counter++;
-    uint64_t b = voro_hash64(&a, sizeof(a), c->w->now_ms);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    /* Unique per process: a per-worker counter mixed with the worker id, the pid and the time. */
+    static _Thread_local uint64_t counter, seed;
+    static const char hex[] = "0123456789abcdef";
+    if (!seed) /* once per thread: getpid() is a system call */
+        seed = ((uint64_t)c->w->id << 32 | (uint64_t)getpid()) ^ voro_now_us();
+    uint64_t a = voro_hash64(&counter, sizeof(counter), seed);
+    uint64_t b = a ^ (c->w->now_ms * 0x9E3779B97F4A7C15ull) ^ ++counter;
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (60 - 4 * i)) & 15];
+        out[16 + i] = hex[(b >> (60 - 4 * i)) & 15];
+    }
+    out[32] = '\0';
 }
 
 /* ---- forwarding --------------------------------------------------------------------------- */

@@ -76,6 +76,10 @@ struct voro_op {
     /* Set by the loop before the callback runs. */
     struct voro_buf *buf; /* recv only: the buffer now owned by the caller (NULL on EOF/error) */
     bool more;            /* accept only: the op stays armed and will complete again */
+    /* Set by the caller (kept across arms): recv on a datagram socket. A short read on a stream
+     * socket means it is drained, which lets edge-triggered backends skip a futile recv; a
+     * datagram socket may hold more datagrams after a short one. */
+    bool dgram;
     /* Private to the loop backends. */
     uint8_t type;
     uint8_t state;

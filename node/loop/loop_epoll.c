@@ -75,6 +75,8 @@ static int ep_wait(struct voro_ready *r, int timeout_ms)
             bits |= VORO_READY_R;
         if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             bits |= VORO_READY_W;
+        if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            bits |= VORO_READY_HUP;
         voro_ready_mark(r, s->ev[i].data.fd, bits);
     }
     return n;

@@ -179,6 +179,10 @@ static void attempt(struct voro_ready *r, struct voro_op *op)
             if (n > 0) {
                 b->len = (uint32_t)n;
                 op->buf = b;
+                /* A short read drained a stream socket: the next recv waits for readiness
+                 * instead of failing with EAGAIN first. */
+                if ((size_t)n < b->cap && !op->dgram && !(r->fds[op->fd].ready & VORO_READY_HUP))
+                    r->fds[op->fd].ready &= (uint8_t)~VORO_READY_R;
                 finish(r, op, (int)n);
                 return;
             }

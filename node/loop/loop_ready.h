@@ -9,6 +9,7 @@
 
 #define VORO_READY_R 0x1u /* readable (or error/hang-up: the next syscall reports it) */
 #define VORO_READY_W 0x2u /* writable (or error) */
+#define VORO_READY_HUP 0x4u /* the peer hung up or the socket failed: reads never block again */
 
 /* fd-table flags */
 #define VORO_READY_F_REGISTERED 0x1u /* waiter-private: e.g. added to the epoll set */
