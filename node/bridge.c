@@ -239,8 +239,8 @@ static void on_weight(void *ctx, size_t pool, size_t server, uint32_t permille)
         atomic_store_explicit(&sg->weight_permille, permille, memory_order_relaxed);
 }
 
-/* Learned model lists, keyed by pool name and server address so they survive reloads. Kept
- * here until routing consumes them (the routing integration belongs to the lead's branch). */
+/* Learned model lists, keyed by pool name and server address (for /stats and logs); routing
+ * reads the copy published into the snapshot. */
 struct bridge_models_entry {
     char pool[VORO_NAME_MAX];
     char addr[VORO_ADDR_TEXT_MAX];
@@ -311,6 +311,11 @@ static void on_models(void *ctx, size_t pool, size_t server, const char *const *
     e->n = n;
     VORO_INFO("models", "pool %s server %s (%s) serves %zu model%s: %s", pc->name, sc->name, sc->addr.text, n,
               n == 1 ? "" : "s", list);
+    /* Routing narrows a model's servers to those that list it (servers without declared models). */
+    int rc = voro_snapshot_set_learned(b->node->current, pool, server, ids, n);
+    if (rc == -EBUSY)
+        VORO_WARN("models", "pool %s server %s: its model list keeps changing; routing keeps the last one until the next reload",
+                  pc->name, sc->name);
 }
 
 const char (*voro_bridge_learned_models(const struct voro_bridge *b, const char *pool_name, const char *addr_text,

@@ -67,6 +67,14 @@ int voro_snapshot_create(struct voro_snapshot **out, struct voro_config *cfg, co
             uint32_t health = old ? atomic_load(&old->health) : VORO_SERVER_UP;
             atomic_init(&snap->servers[p][s].health, health);
             init_signals(&snap->servers[p][s].signals, old ? &old->signals : NULL, pc->servers[s].capacity);
+            atomic_init(&snap->servers[p][s].learned, NULL);
+            struct voro_model_set *was = old ? atomic_load(&old->learned) : NULL;
+            if (was) { /* carry what was learned across the reload (a copy: sets die with their snapshot) */
+                const char *ids[was->n ? was->n : 1];
+                for (uint32_t i = 0; i < was->n; i++)
+                    ids[i] = was->ids[i];
+                (void)voro_snapshot_set_learned(snap, p, s, ids, was->n);
+            }
             snap->servers[p][s].global_index = total++;
         }
     }
@@ -97,8 +105,17 @@ void voro_snapshot_destroy(struct voro_snapshot *snap)
     if (!snap)
         return;
     if (snap->servers) {
-        for (size_t p = 0; p < snap->cfg->n_pools; p++)
+        for (size_t p = 0; p < snap->cfg->n_pools; p++) {
+            for (size_t s = 0; snap->servers[p] && s < snap->cfg->pools[p].n_servers; s++) {
+                struct voro_model_set *set = atomic_load(&snap->servers[p][s].learned);
+                while (set) {
+                    struct voro_model_set *older = set->older;
+                    free(set);
+                    set = older;
+                }
+            }
             free(snap->servers[p]);
+        }
         free(snap->servers);
     }
     free(snap->counters);
@@ -106,4 +123,39 @@ void voro_snapshot_destroy(struct voro_snapshot *snap)
     free(snap->listener_counters);
     voro_config_free(snap->cfg);
     free(snap);
+}
+
+int voro_snapshot_set_learned(struct voro_snapshot *snap, size_t pool, size_t server, const char *const *ids, size_t n)
+{
+    if (pool >= snap->cfg->n_pools || server >= snap->cfg->pools[pool].n_servers)
+        return -EINVAL;
+    struct voro_server_state *st = &snap->servers[pool][server];
+    struct voro_model_set *old = atomic_load(&st->learned);
+    if (old && old->updates >= VORO_LEARNED_MAX_UPDATES)
+        return -EBUSY;
+    struct voro_model_set *set = calloc(1, sizeof(*set) + n * sizeof(set->ids[0]));
+    if (!set)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(ids[i]);
+        if (len >= VORO_LEARNED_ID_MAX)
+            continue; /* no model name is that long; ignore rather than truncate */
+        memcpy(set->ids[set->n++], ids[i], len + 1);
+    }
+    set->older = old;
+    set->updates = old ? old->updates + 1 : 0;
+    atomic_store_explicit(&st->learned, set, memory_order_release);
+    return 0;
+}
+
+bool voro_snapshot_learned_lacks(const struct voro_server_state *st, const char *model)
+{
+    const struct voro_model_set *set = atomic_load_explicit(&((struct voro_server_state *)st)->learned, memory_order_acquire);
+    if (!set)
+        return false;
+    size_t len = strcspn(model, "@");
+    for (uint32_t i = 0; i < set->n; i++)
+        if (strlen(set->ids[i]) == len && memcmp(set->ids[i], model, len) == 0)
+            return false;
+    return true;
 }

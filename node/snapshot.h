@@ -6,6 +6,8 @@
 #define VORO_NODE_SNAPSHOT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cluster/config.h"
@@ -34,10 +36,22 @@ struct voro_listener_counters {
     _Atomic uint64_t pad[3];
 };
 
+/* Models a server was seen serving (its /v1/models), published by the control thread for
+ * servers whose config declares none. Immutable once published; a replaced set stays linked
+ * from its successor until the snapshot is freed, so a worker that still reads it is safe. */
+#define VORO_LEARNED_ID_MAX 128
+#define VORO_LEARNED_MAX_UPDATES 64 /* per server and snapshot; a reload starts over */
+struct voro_model_set {
+    struct voro_model_set *older; /* owned: the sets this one replaced */
+    uint32_t n, updates;
+    char ids[][VORO_LEARNED_ID_MAX];
+};
+
 struct voro_server_state {
     _Atomic uint32_t health; /* VORO_SERVER_UP bit (balance.h); written by the control thread */
     struct voro_backend_signals signals; /* L7 load figures (balance.h); control thread + workers' inflight */
     uint32_t global_index;   /* index into the per-worker counter blocks */
+    _Atomic(struct voro_model_set *) learned; /* NULL = nothing learned; owned by the snapshot */
 };
 
 /* Listening sockets of one listener, one per worker slot ever configured (SO_REUSEPORT group).
@@ -72,6 +86,13 @@ struct voro_snapshot {
 int voro_snapshot_create(struct voro_snapshot **out, struct voro_config *cfg, const struct voro_snapshot *prev,
                          uint32_t n_slots, uint64_t generation);
 void voro_snapshot_destroy(struct voro_snapshot *snap);
+
+/* Control thread: publishes the models pools[pool].servers[server] serves. Returns 0, -ENOMEM,
+ * or -EBUSY once the server's set changed VORO_LEARNED_MAX_UPDATES times in this snapshot. */
+int voro_snapshot_set_learned(struct voro_snapshot *snap, size_t pool, size_t server, const char *const *ids, size_t n);
+/* Worker side: true when the learned set exists and lacks `model` ("name" or "name@version":
+ * the version is ignored, engines list names). False when nothing was learned. */
+bool voro_snapshot_learned_lacks(const struct voro_server_state *st, const char *model);
 
 static inline struct voro_server_counters *voro_snapshot_counters(struct voro_snapshot *snap, unsigned slot,
                                                                   uint32_t global_index)

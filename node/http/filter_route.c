@@ -6,6 +6,7 @@
 
 #include "node/http/http_filter.h"
 #include "node/http/route.h"
+#include "node/snapshot.h"
 #include "proto/json_scan.h"
 
 static const char *route_header(void *ctx, const char *name, size_t *len)
@@ -46,6 +47,17 @@ static enum voro_http_verdict routed(struct voro_http_exchange *x, int route)
     }
     if (rc->model[0] && x->model[0]) {
         int n = voro_route_model_servers(cfg, (size_t)route, x->model, strlen(x->model), &x->exclude, &x->served_model);
+        /* Servers that declare no models may serve anything, unless what they were seen
+         * serving (/v1/models) says otherwise. */
+        const struct voro_pool_config *pc = &cfg->pools[x->pool];
+        for (size_t s = 0; n > 0 && s < pc->n_servers; s++) {
+            if (pc->servers[s].n_models || voro_lb_exclude_has(&x->exclude, (int)s))
+                continue;
+            if (voro_snapshot_learned_lacks(&x->snap->servers[x->pool][s], x->model)) {
+                voro_lb_exclude_add(&x->exclude, (int)s);
+                n--;
+            }
+        }
         if (n <= 0)
             return voro_http_exchange_reply(x, 404, "model", "model_not_found", "The model `%s` does not exist",
                                             x->model);

@@ -15,6 +15,8 @@
 #include "node/balance/balance.h"
 #include "proto/http1.h"
 
+struct voro_snapshot;
+
 enum voro_http_verdict {
     VORO_HTTP_CONTINUE = 0, /* go on with the next filter */
     VORO_HTTP_NEED_BODY,    /* request head only: buffer the whole body (up to x->body_limit, else
@@ -27,6 +29,7 @@ enum voro_http_verdict {
 struct voro_http_exchange {
     /* Set by the proxy (read-only for filters). */
     const struct voro_config *cfg;
+    const struct voro_snapshot *snap;    /* the snapshot `cfg` belongs to (published server state) */
     size_t listener;
     const char *head;                    /* the request head; the spans of `req` point into it */
     const struct voro_http1_parser *req; /* valid in the request hooks */

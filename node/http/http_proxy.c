@@ -1406,6 +1406,7 @@ static void request_head_done(struct voro_http_conn *c)
     struct voro_http_exchange *xs = &c->x;
     memset(xs, 0, offsetof(struct voro_http_exchange, status));
     xs->cfg = cfg;
+    xs->snap = c->view->snap;
     xs->listener = (size_t)c->listener;
     xs->head = head;
     xs->req = p;

@@ -73,7 +73,7 @@ def chat(port, model=None, stream=False, headers=None, max_tokens=4, raw_body=No
 
 
 class Farm:
-    def __init__(self, r, model, extra_pool="", servers=None):
+    def __init__(self, r, model, extra_pool="", servers=None, declare=True):
         gs = gpusim_binary(r.args.build_dir)
         self.sims = servers or [
             Gpusim(gs, "g-llama", "llama-3-8b@v2"),
@@ -87,9 +87,10 @@ class Farm:
                 f"[route openai]\npath_prefix = /v1/\nmodel = *\npool = gpu\nrewrite_model = true\nbody_limit = 64k\n"
                 f"[pool gpu]\nalgorithm = gpu_aware\nhealth_check = http\nhealth_path = /health\n"
                 f"health_interval = 200ms\nhealth_rise = 1\nhealth_fall = 1\nmetrics_interval = 200ms\n"
-                f"learn_models = false\n{extra_pool}")
+                f"learn_models = {'false' if declare else 'true'}\n{extra_pool}")
         for i, s in enumerate(self.sims):
-            text += f"server = {s.name} {s.addr} models={models[i]} metrics=http://{s.addr}/metrics\n"
+            declared = f" models={models[i]}" if declare else ""
+            text += f"server = {s.name} {s.addr}{declared} metrics=http://{s.addr}/metrics\n"
         self.v = Voro(r.args.voro, text, io_model=model)
 
     def close(self):
@@ -250,6 +251,31 @@ def case_ejection_and_503(r, model):
         f.close()
 
 
+def case_learned_models(r, model):
+    """No server declares its models: Voro learns them from each server's /v1/models and routes
+    by what it learned; a model nobody serves becomes a 404 once every server was asked."""
+    f = Farm(r, model, declare=False)
+    try:
+        def mistral_only_on_g_mistral():
+            names = set()
+            for _ in range(4):
+                c, resp = chat(f.port, "mistral-7b")
+                resp.read()
+                c.close()
+                if resp.status != 200:
+                    return False
+                names.add(resp.getheader("X-Gpusim-Name"))
+            return names == {"g-mistral"}
+        wait_until(mistral_only_on_g_mistral, timeout=15, what="routing by learned models")
+        assert "serves 1 model: mistral-7b" in f.v.log_text() or "mistral-7b" in f.v.log_text()
+        c, resp = chat(f.port, "gpt-17")
+        err = json.loads(resp.read())["error"]
+        assert resp.status == 404 and err["code"] == "model_not_found", (resp.status, err)
+        c.close()
+    finally:
+        f.close()
+
+
 def case_dead_server_is_marked_down(r, model):
     gs = gpusim_binary(r.args.build_dir)
     sims = [Gpusim(gs, "g-llama", "llama-3-8b@v2"), Gpusim(gs, "g-lora", "llama-3-8b,lora:llama-3-8b-sql"),
@@ -279,7 +305,7 @@ def main():
         r.finish()
     for model in r.models:
         for c in (case_model_routing, case_model_errors, case_streaming, case_metrics_scraped, case_ejection_and_503,
-                  case_dead_server_is_marked_down):
+                  case_learned_models, case_dead_server_is_marked_down):
             r.run(f"{c.__name__[5:]}[{model}]", c, r, model)
     r.finish()
 
