@@ -484,44 +484,11 @@ void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd)
     const struct voro_listener_config *lc = &cfg->listeners[listener];
     const struct voro_pool_config *pc = &cfg->pools[lc->pool_index];
     struct voro_listener_counters *lcount = voro_snapshot_listener_counters(view->snap, w->slot, (size_t)listener);
-    voro_counter_add(&w->stats.accepted, 1);
-
-    if (!voro_token_bucket_take(&w->rate, w->now_ms)) {
-        voro_counter_add(&w->stats.rejected_rate, 1);
-        voro_counter_add(&lcount->rejected, 1);
-        voro_loop_close(w->loop, fd);
+    struct voro_admission_ticket t;
+    if (!voro_worker_admit(w, listener, fd, pool_needs_client_address(pc), &t))
         return;
-    }
-    struct sockaddr_storage peer;
-    socklen_t peer_len = sizeof(peer);
-    bool need_peer = cfg->max_connections_per_ip || pool_needs_client_address(pc);
-    if (need_peer && getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) {
-        voro_counter_add(&w->stats.errors, 1);
-        voro_loop_close(w->loop, fd);
-        return;
-    }
-    struct voro_conn_admission adm = {.ip_slot = -1};
-    bool admitted = false;
-    /* Like HAProxy's maxconn derived from ulimit: never take more connections than the fd
-     * limit can hold, so the process keeps descriptors for its admin API and health checks. */
-    uint32_t max_total = cfg->max_connections;
-    uint32_t cap = w->dp->fd_connection_cap;
-    if (cap && (max_total == 0 || max_total > cap))
-        max_total = cap;
-    if (max_total || cfg->max_connections_per_ip) {
-        static const struct sockaddr_in any = {.sin_family = AF_INET};
-        const struct sockaddr *who = need_peer ? (const struct sockaddr *)&peer : (const struct sockaddr *)&any;
-        enum voro_admit_result ar = voro_conn_limits_admit(&w->dp->limits, who, max_total,
-                                                           cfg->max_connections_per_ip, &adm);
-        if (ar != VORO_ADMIT_OK) {
-            voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip
-                                                         : &w->stats.rejected_max_connections, 1);
-            voro_counter_add(&lcount->rejected, 1);
-            voro_loop_close(w->loop, fd);
-            return;
-        }
-        admitted = true;
-    }
+    struct voro_conn_admission adm = t.adm;
+    bool admitted = t.admitted;
     struct voro_tcp_conn *c = voro_slab_alloc(&w->conn_slab);
     if (!c) {
         voro_counter_add(&w->stats.rejected_max_connections, 1);
@@ -541,7 +508,7 @@ void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd)
     c->adm = adm;
     c->admitted = admitted;
     c->idle_timeout_ms = lc->idle_timeout_ms;
-    c->hash_key = need_peer ? voro_addr_ip_hash((const struct sockaddr *)&peer) : 0;
+    c->hash_key = t.have_peer ? voro_addr_ip_hash((const struct sockaddr *)&t.peer) : 0;
     c->connect_op = (struct voro_op){.cb = on_connect, .data = c};
     dir_init(&c->up, c, &c->cfd, &c->sfd, true);
     dir_init(&c->down, c, &c->sfd, &c->cfd, false);

@@ -4,6 +4,7 @@
 #include "node/worker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,49 @@ struct voro_server_counters *voro_worker_server_counters(struct voro_worker *w, 
 }
 
 /* ---- accepting -------------------------------------------------------------------------- */
+
+bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_peer, struct voro_admission_ticket *t)
+{
+    const struct voro_config *cfg = w->view->snap->cfg;
+    struct voro_listener_counters *lcount = voro_snapshot_listener_counters(w->view->snap, w->slot, (size_t)listener);
+    t->adm.ip_slot = -1;
+    t->admitted = t->have_peer = false;
+    voro_counter_add(&w->stats.accepted, 1);
+    if (!voro_token_bucket_take(&w->rate, w->now_ms)) {
+        voro_counter_add(&w->stats.rejected_rate, 1);
+        goto refuse;
+    }
+    if (need_peer || cfg->max_connections_per_ip) {
+        socklen_t len = sizeof(t->peer);
+        if (getpeername(fd, (struct sockaddr *)&t->peer, &len) != 0) {
+            voro_counter_add(&w->stats.errors, 1);
+            voro_loop_close(w->loop, fd);
+            return false;
+        }
+        t->have_peer = true;
+    }
+    uint32_t max_total = cfg->max_connections;
+    uint32_t cap = w->dp->fd_connection_cap;
+    if (cap && (max_total == 0 || max_total > cap))
+        max_total = cap;
+    if (max_total || cfg->max_connections_per_ip) {
+        static const struct sockaddr_in any = {.sin_family = AF_INET};
+        const struct sockaddr *who = t->have_peer ? (const struct sockaddr *)&t->peer : (const struct sockaddr *)&any;
+        enum voro_admit_result ar = voro_conn_limits_admit(&w->dp->limits, who, max_total, cfg->max_connections_per_ip,
+                                                           &t->adm);
+        if (ar != VORO_ADMIT_OK) {
+            voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip : &w->stats.rejected_max_connections,
+                             1);
+            goto refuse;
+        }
+        t->admitted = true;
+    }
+    return true;
+refuse:
+    voro_counter_add(&lcount->rejected, 1);
+    voro_loop_close(w->loop, fd);
+    return false;
+}
 
 static void accept_arm(struct voro_accept_slot *a)
 {

@@ -141,6 +141,21 @@ bool voro_worker_serves_fd(const struct voro_worker *w, const struct voro_snapsh
 struct voro_server_counters *voro_worker_server_counters(struct voro_worker *w, struct voro_worker_view *view,
                                                          size_t pool, size_t server);
 
+/* The outcome of admitting an accepted connection. */
+struct voro_admission_ticket {
+    struct voro_conn_admission adm;
+    bool admitted;                /* counted in the limits: release adm when the connection ends */
+    bool have_peer;
+    struct sockaddr_storage peer; /* the client's address when have_peer */
+};
+
+/* Admits an accepted fd on `listener`: this worker's share of global_qps, then the node-wide
+ * and per-IP caps (the fd limit caps the total, like HAProxy's maxconn from ulimit, so the
+ * admin API and health checks keep descriptors). The client address is looked up when
+ * `need_peer` or per-IP limits are on. On refusal the fd is closed, the reason counted, and
+ * false returned. */
+bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_peer, struct voro_admission_ticket *t);
+
 /* Stops accepting for a short back-off period (descriptors ran out). */
 void voro_worker_pause_accepts(struct voro_worker *w);
 

@@ -812,28 +812,37 @@ static void send_body_chunk(struct voro_http_conn *c, const uint8_t *data, uint3
     }
 }
 
+/* The start of a callback that reads a request body: returns the buffer with `res` new bytes,
+ * or NULL when the connection is closing or the client stopped before the end of its body
+ * (then it has been dealt with). */
+static struct voro_buf *client_body_bytes(struct voro_http_conn *c, struct voro_op *op, int res)
+{
+    struct voro_worker *w = c->w;
+    c->pending &= (uint8_t)~P_CLIENT_RECV;
+    struct voro_buf *buf = op->buf;
+    if (c->state == HS_CLOSING || res <= 0) {
+        if (buf)
+            voro_loop_buf_release(w->loop, buf);
+        if (c->state == HS_CLOSING)
+            conn_maybe_free(c);
+        else
+            conn_abort(c);
+        return NULL;
+    }
+    c->last_active_ms = w->now_ms;
+    c->x.bytes_in += (uint64_t)res;
+    voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
+    voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
+    return buf;
+}
+
 static void on_client_body_recv(struct voro_op *op, int res)
 {
     struct voro_http_conn *c = op->data;
     struct voro_worker *w = c->w;
-    c->pending &= (uint8_t)~P_CLIENT_RECV;
-    struct voro_buf *buf = op->buf;
-    if (c->state == HS_CLOSING) {
-        if (buf)
-            voro_loop_buf_release(w->loop, buf);
-        conn_maybe_free(c);
+    struct voro_buf *buf = client_body_bytes(c, op, res);
+    if (!buf)
         return;
-    }
-    if (res <= 0) {
-        if (buf)
-            voro_loop_buf_release(w->loop, buf);
-        /* The client stopped before the end of its body. */
-        conn_abort(c);
-        return;
-    }
-    c->last_active_ms = w->now_ms;
-    voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
-    voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
     long take = voro_http_body_consume(&c->req_body, buf->data, (size_t)res);
     if (take < 0) {
         voro_loop_buf_release(w->loop, buf);
@@ -1280,23 +1289,9 @@ static void on_client_collect_recv(struct voro_op *op, int res)
 {
     struct voro_http_conn *c = op->data;
     struct voro_worker *w = c->w;
-    c->pending &= (uint8_t)~P_CLIENT_RECV;
-    struct voro_buf *buf = op->buf;
-    if (c->state == HS_CLOSING) {
-        if (buf)
-            voro_loop_buf_release(w->loop, buf);
-        conn_maybe_free(c);
+    struct voro_buf *buf = client_body_bytes(c, op, res);
+    if (!buf)
         return;
-    }
-    if (res <= 0) {
-        if (buf)
-            voro_loop_buf_release(w->loop, buf);
-        conn_abort(c);
-        return;
-    }
-    c->last_active_ms = w->now_ms;
-    voro_counter_add(&w->stats.bytes_from_clients, (uint64_t)res);
-    voro_counter_add(&c->lc->bytes_in, (uint64_t)res);
     size_t used = 0;
     int r = body_collect(c, buf->data, (size_t)res, &used);
     if (r < 0) {
@@ -1636,37 +1631,16 @@ static void on_timer(struct voro_timer *t)
 void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd)
 {
     struct voro_worker_view *view = w->view;
-    const struct voro_config *cfg = view->snap->cfg;
     struct voro_listener_counters *lcount = voro_snapshot_listener_counters(view->snap, w->slot, (size_t)listener);
-    voro_counter_add(&w->stats.accepted, 1);
-    if (!voro_token_bucket_take(&w->rate, w->now_ms)) {
-        voro_counter_add(&w->stats.rejected_rate, 1);
-        voro_counter_add(&lcount->rejected, 1);
-        voro_loop_close(w->loop, fd);
+    struct voro_admission_ticket t;
+    if (!voro_worker_admit(w, listener, fd, true, &t)) /* the client address goes into X-Forwarded-For */
         return;
-    }
-    struct sockaddr_storage peer;
-    socklen_t peer_len = sizeof(peer);
-    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) {
-        voro_loop_close(w->loop, fd);
-        return;
-    }
-    struct voro_conn_admission adm = {.ip_slot = -1};
-    uint32_t max_total = cfg->max_connections;
-    uint32_t cap = w->dp->fd_connection_cap;
-    if (cap && (max_total == 0 || max_total > cap))
-        max_total = cap;
-    enum voro_admit_result ar =
-        voro_conn_limits_admit(&w->dp->limits, (struct sockaddr *)&peer, max_total, cfg->max_connections_per_ip, &adm);
-    if (ar != VORO_ADMIT_OK) {
-        voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip : &w->stats.rejected_max_connections, 1);
-        voro_counter_add(&lcount->rejected, 1);
-        voro_loop_close(w->loop, fd);
-        return;
-    }
+    struct voro_conn_admission adm = t.adm;
+    struct sockaddr_storage peer = t.peer;
     struct voro_http_conn *c = voro_slab_alloc(&w->http_slab);
     if (!c) {
-        voro_conn_limits_release(&w->dp->limits, &adm);
+        if (t.admitted)
+            voro_conn_limits_release(&w->dp->limits, &adm);
         voro_loop_close(w->loop, fd);
         return;
     }
@@ -1676,7 +1650,7 @@ void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd)
     c->sfd = -1;
     c->listener = listener;
     c->adm = adm;
-    c->admitted = true;
+    c->admitted = t.admitted;
     c->lc = lcount;
     voro_counter_add(&lcount->accepted, 1);
     if (peer.ss_family == AF_INET6)
