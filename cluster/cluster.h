@@ -24,6 +24,10 @@ struct voro_cluster_hooks {
      * or a snapshot restore, and no new config version is being handed over in the same round
      * (on_config then reads them itself). Runs outside Raft callbacks. May be NULL. */
     void (*on_backends)(void *ctx);
+    /* This node's data-plane verdict on the server at `address` (ip:port) of `pool`: 1 up, 0
+     * down (*reason set, borrowed for the call), -1 when the config in force has no such
+     * server. Used by GET /cluster/backends and /cluster/status. May be NULL. */
+    int (*server_health)(void *ctx, const char *pool, const char *address, const char **reason);
 };
 
 /* Creates the cluster member described by cfg's [cluster] keys (cfg->cluster_enabled must be

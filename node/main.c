@@ -181,6 +181,23 @@ static void member_on_reload(void *ctx)
     member_apply(m, version, text, len, false);
 }
 
+static int member_server_health(void *ctx, const char *pool, const char *address, const char **reason)
+{
+    struct member *m = ctx;
+    struct voro_sockaddr sa;
+    if (!m->node->current || voro_sockaddr_parse(address, &sa) != 0)
+        return -1;
+    const struct voro_config *cfg = m->node->current->cfg;
+    for (size_t p = 0; p < cfg->n_pools; p++) {
+        if (strcmp(cfg->pools[p].name, pool))
+            continue;
+        for (size_t s = 0; s < cfg->pools[p].n_servers; s++)
+            if (!strcmp(cfg->pools[p].servers[s].addr.text, sa.text))
+                return voro_control_server_up(m->control, p, s, reason) ? 1 : 0;
+    }
+    return -1;
+}
+
 static void member_on_shutdown(void *ctx, int signo)
 {
     struct member *m = ctx;
@@ -313,7 +330,8 @@ int main(int argc, char **argv)
     member.control = control;
     if (is_member) {
         struct voro_cluster_hooks ch = {.ctx = &member, .on_config = member_on_config,
-                                        .on_backends = member_on_backends};
+                                        .on_backends = member_on_backends,
+                                        .server_health = member_server_health};
         if ((rc = voro_cluster_create(&member.cluster, control, node.current->cfg, &ch)) != 0) {
             VORO_ERROR("node", "cannot start the cluster member: %s", strerror(-rc));
             goto out_control;

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
-from voro_harness import Backend, Runner, Voro, connect, free_port, wait_until
+from voro_harness import Backend, Runner, Voro, connect, dead_port, free_port, wait_until
 
 TOKEN = "it-cluster-token-5f0c"
 
@@ -456,7 +456,10 @@ def pool_servers(n, pool):
 
 def case_dynamic_backends_reach_data_plane(r, ctx):
     nodes, c = ctx["nodes"], ctx["c"]
-    s, d = nodes[0].api("POST", "/cluster/config", {"text": push_text(ctx, "dyn"), "author": "it"})
+    text = (f"[listener extra]\nbind = 127.0.0.1:{ctx['placeholder']}\npool = b\n"
+            f"[pool b]\nserver = b1 {ctx['b'].addr}\nhealth_check = tcp\nhealth_interval = 100ms\n"
+            "health_rise = 1\nhealth_fall = 1\n[timeouts]\ndrain = 0\n")
+    s, d = nodes[0].api("POST", "/cluster/config", {"text": text, "author": "it"})
     assert s == 200, (s, d)
     version = d["version"]
     wait_until(lambda: all(m["active_config_version"] == version and m["active_config_ok"]
@@ -487,11 +490,11 @@ def case_dynamic_backends_reach_data_plane(r, ctx):
         assert s == 200, (s, d)
         for n in nodes:
             wait_until(lambda: pool_servers(n, "b")[c.addr]["weight"] == 0, timeout=10, what=f"n{n.idx} drained")
-        accepted = c.accepted
-        for n in nodes:  # weight 0: no new connection is sent there
+        for n in nodes:  # weight 0: no new connection is sent there (health checks still are)
+            before = pool_servers(n, "b")[c.addr]["connections"]
             got = [ident_via(n.extra_port) for _ in range(6)]
             assert got == ["B"] * 6, (n.idx, got)
-        assert c.accepted == accepted, (c.accepted, accepted)
+            assert pool_servers(n, "b")[c.addr]["connections"] == before, n.idx
         held.sendall(b"still here\n")  # the open connection was kept (ident echoes after its name)
         buf = b""
         while len(buf) < 11:
@@ -513,6 +516,23 @@ def case_dynamic_backends_reach_data_plane(r, ctx):
                for m in nodes[0].status()["members"]), nodes[0].status()["members"]
     s, d = nodes[0].api("GET", "/cluster/backends")
     assert s == 200 and d["backends"] == [], d
+
+    # health in GET /cluster/backends is each node's own data-plane verdict
+    dead = f"127.0.0.1:{dead_port()}"
+    s, d = nodes[0].api("POST", "/cluster/backends", {"pool": "b", "address": dead})
+    assert s == 200, (s, d)
+
+    def seen_down(n):
+        s_, d_ = n.api("GET", "/cluster/backends")
+        return [(b["address"], b["health"]) for b in d_["backends"]] == [(dead, "down")] and d_["backends"][0]["reason"]
+
+    for n in nodes:
+        wait_until(lambda: seen_down(n), timeout=10, what=f"n{n.idx} sees the dead backend down")
+        assert n.status()["backends"] == {"up": 0, "down": 1, "draining": 0}, n.idx
+    s, d = nodes[0].api("DELETE", "/cluster/backends", {"pool": "b", "address": dead})
+    assert s == 200, (s, d)
+    for n in nodes:
+        wait_until(lambda: dead not in pool_servers(n, "b"), timeout=10, what=f"n{n.idx} dead backend removed")
 
 
 def case_clean_shutdown(r, ctx):
