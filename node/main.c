@@ -111,6 +111,24 @@ static int member_build(struct member *m, uint64_t version, const char *text, si
     return 0;
 }
 
+/* Rebuilds the config version in force with the current dynamic backends. Its version number
+ * is not reported again (the text in force did not change; docs/cluster.md). */
+static void member_reapply(struct member *m)
+{
+    if (!m->text_in_force) {
+        VORO_INFO("config", "dynamic backends: applied with the first cluster config version in force");
+        return;
+    }
+    char reason[256] = "";
+    if (member_build(m, m->version_in_force, m->text_in_force, m->text_in_force_len, reason, sizeof(reason)) != 0) {
+        VORO_ERROR("config", "dynamic backends changed but not applied: %s; the running configuration stays in force",
+                   reason);
+        return;
+    }
+    VORO_INFO("config", "dynamic backends applied to cluster config version %llu (generation %llu)",
+              (unsigned long long)m->version_in_force, (unsigned long long)m->node->generation);
+}
+
 /* Applies config `version` and reports the outcome to the cluster. A failure keeps the running
  * config; it is reported only for a new version (after a failed SIGHUP the version in force is
  * still the good one). The text in force is kept for re-applying when the backends change. */
@@ -120,8 +138,13 @@ static void member_apply(struct member *m, uint64_t version, const char *text, s
     if (member_build(m, version, text, len, reason, sizeof(reason)) != 0) {
         VORO_ERROR("config", "cluster config version %llu not activated: %s; the running configuration stays in force",
                    (unsigned long long)version, reason);
-        if (new_version)
+        if (new_version) {
             voro_cluster_report_active(m->cluster, version, false, reason);
+            size_t n_backends = 0;
+            voro_cluster_backends(m->cluster, &n_backends);
+            if (n_backends) /* a backend change handed over with this version still applies */
+                member_reapply(m);
+        }
         return;
     }
     char *copy = malloc(len + 1);
@@ -138,25 +161,12 @@ static void member_apply(struct member *m, uint64_t version, const char *text, s
     voro_cluster_report_active(m->cluster, version, true, "");
 }
 
-/* The dynamic backends changed: the config version in force is rebuilt with them. Its version
- * number is not reported again (the text in force did not change; docs/cluster.md). */
+/* The dynamic backends changed (and no new version came with them). */
 static void member_on_backends(void *ctx)
 {
     struct member *m = ctx;
-    if (m->bridge->shutting_down)
-        return;
-    if (!m->text_in_force) {
-        VORO_INFO("config", "dynamic backends changed: applied with the next cluster config version (none in force)");
-        return;
-    }
-    char reason[256] = "";
-    if (member_build(m, m->version_in_force, m->text_in_force, m->text_in_force_len, reason, sizeof(reason)) != 0) {
-        VORO_ERROR("config", "dynamic backends changed but not applied: %s; the running configuration stays in force",
-                   reason);
-        return;
-    }
-    VORO_INFO("config", "dynamic backends applied to cluster config version %llu (generation %llu)",
-              (unsigned long long)m->version_in_force, (unsigned long long)m->node->generation);
+    if (!m->bridge->shutting_down)
+        member_reapply(m);
 }
 
 static void member_on_config(void *ctx, uint64_t version, const char *text, size_t len)
