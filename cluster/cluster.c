@@ -580,7 +580,11 @@ static void on_fsm(void *arg, const struct voro_cmd *cmd, const struct voro_fsm_
     struct voro_cluster *cl = arg;
     bool config_changed = !cmd || ((cmd->type == VORO_CMD_CONFIG_PUSH || cmd->type == VORO_CMD_CONFIG_ROLLBACK) &&
                                    res && res->code == 0);
-    if (config_changed)
+    bool backends_changed = !cmd || ((cmd->type == VORO_CMD_BACKEND_ADD || cmd->type == VORO_CMD_BACKEND_REMOVE ||
+                                      cmd->type == VORO_CMD_BACKEND_DRAIN) && res && res->code == 0);
+    if (backends_changed)
+        cl->backends_changed = true;
+    if (config_changed || backends_changed)
         kick(cl);
 }
 
@@ -757,8 +761,13 @@ static void on_kick(uv_timer_t *t)
     if (v && v != cl->handed_version && cl->state.current.text) {
         cl->handed_version = v;
         VORO_INFO("cluster", "config version %" PRIu64 " is current (hash %.12s...)", v, cl->state.current.hash);
+        cl->backends_changed = false; /* on_config merges the backends of this state */
         if (cl->hooks.on_config)
             cl->hooks.on_config(cl->hooks.ctx, v, cl->state.current.text, cl->state.current.text_len);
+    } else if (cl->backends_changed) {
+        cl->backends_changed = false;
+        if (cl->hooks.on_backends)
+            cl->hooks.on_backends(cl->hooks.ctx);
     }
 }
 
@@ -915,6 +924,12 @@ const char *voro_cluster_config_text(const struct voro_cluster *cl, uint64_t *ve
     if (len)
         *len = cl->state.current.text_len;
     return cl->state.current.text;
+}
+
+const struct voro_backend *voro_cluster_backends(const struct voro_cluster *cl, size_t *n)
+{
+    *n = cl ? cl->state.n_backends : 0;
+    return cl ? cl->state.backends : NULL;
 }
 
 /* ---- create / destroy ---- */

@@ -12,6 +12,7 @@
 #include "cluster/control.h"
 
 struct voro_cluster;
+struct voro_backend; /* raft/state.h */
 
 struct voro_cluster_hooks {
     void *ctx;
@@ -19,6 +20,14 @@ struct voro_cluster_hooks {
      * terminated) is now current. Runs outside Raft callbacks. The node builds its effective
      * config and applies it, then calls voro_cluster_report_active (possibly later). */
     void (*on_config)(void *ctx, uint64_t version, const char *text, size_t text_len);
+    /* The dynamic backends (voro_cluster_backends) changed through backend_add / remove / drain
+     * or a snapshot restore, and no new config version is being handed over in the same round
+     * (on_config then reads them itself). Runs outside Raft callbacks. May be NULL. */
+    void (*on_backends)(void *ctx);
+    /* This node's data-plane verdict on the server at `address` (ip:port) of `pool`: 1 up, 0
+     * down (*reason set, borrowed for the call), -1 when the config in force has no such
+     * server. Used by GET /cluster/backends and /cluster/status. May be NULL. */
+    int (*server_health)(void *ctx, const char *pool, const char *address, const char **reason);
 };
 
 /* Creates the cluster member described by cfg's [cluster] keys (cfg->cluster_enabled must be
@@ -34,6 +43,9 @@ void voro_cluster_report_active(struct voro_cluster *cl, uint64_t version, bool 
 /* The current replicated config text (NUL-terminated, valid until the next loop iteration) and
  * its version, or NULL when none was pushed yet. */
 const char *voro_cluster_config_text(const struct voro_cluster *cl, uint64_t *version, size_t *len);
+/* The dynamic backends registered through the API (sorted by pool then address), borrowed:
+ * valid until the next loop iteration. *n is their count (0 with a non-NULL `cl` and none). */
+const struct voro_backend *voro_cluster_backends(const struct voro_cluster *cl, size_t *n);
 /* Answers pending API requests with 503, cancels node-to-node calls, closes Raft (canonical/raft
  * close order) and frees `cl`, running the control loop until all of it is closed. Call after
  * voro_control_run returned and before voro_control_destroy. NULL is a no-op. */

@@ -219,6 +219,29 @@ static void write_front(struct voro_cluster *cl, const struct voro_admin_request
 
 /* ---- reads ---- */
 
+/* A dynamic backend's health as this node sees it: draining when drained through the API, else
+ * this node's data-plane verdict when its config in force holds the server, else the cluster's
+ * verdict, else up. *reason is borrowed until the next change to the state or the config. */
+static enum voro_health_state backend_health(struct voro_cluster *cl, const struct voro_backend *b,
+                                             const char **reason)
+{
+    const struct voro_health_verdict *h = voro_state_health(&cl->state, b->pool, b->address);
+    *reason = "";
+    if (b->draining)
+        return VORO_HEALTH_DRAINING;
+    const char *why = NULL;
+    int local = cl->hooks.server_health ? cl->hooks.server_health(cl->hooks.ctx, b->pool, b->address, &why) : -1;
+    if (local >= 0) {
+        *reason = why ? why : "";
+        return local ? VORO_HEALTH_UP : VORO_HEALTH_DOWN;
+    }
+    if (h) {
+        *reason = h->reason;
+        return h->state;
+    }
+    return VORO_HEALTH_UP;
+}
+
 static void h_status(void *ctx, const struct voro_admin_request *req, struct voro_admin_response *resp)
 {
     struct voro_cluster *cl = ctx;
@@ -247,11 +270,11 @@ static void h_status(void *ctx, const struct voro_admin_request *req, struct vor
     voro_cl_json_members(cl, sb);
     size_t up = 0, down = 0, draining = 0;
     for (size_t i = 0; i < cl->state.n_backends; i++) {
-        const struct voro_backend *b = &cl->state.backends[i];
-        const struct voro_health_verdict *h = voro_state_health(&cl->state, b->pool, b->address);
-        if (b->draining || (h && h->state == VORO_HEALTH_DRAINING))
+        const char *reason;
+        enum voro_health_state st = backend_health(cl, &cl->state.backends[i], &reason);
+        if (st == VORO_HEALTH_DRAINING)
             draining++;
-        else if (h && h->state == VORO_HEALTH_DOWN)
+        else if (st == VORO_HEALTH_DOWN)
             down++;
         else
             up++;
@@ -341,15 +364,15 @@ static void h_backends_get(struct voro_cluster *cl, struct voro_admin_response *
     voro_strbuf_puts(sb, ",\"backends\":[");
     for (size_t i = 0; i < cl->state.n_backends; i++) {
         const struct voro_backend *b = &cl->state.backends[i];
-        const struct voro_health_verdict *h = voro_state_health(&cl->state, b->pool, b->address);
-        const char *health = b->draining ? "draining" : h ? voro_health_state_name(h->state) : "up";
+        const char *reason;
+        const char *health = voro_health_state_name(backend_health(cl, b, &reason));
         voro_strbuf_printf(sb, "%s{\"pool\":", i ? "," : "");
         voro_strbuf_json_string(sb, b->pool);
         voro_strbuf_puts(sb, ",\"address\":");
         voro_strbuf_json_string(sb, b->address);
         voro_strbuf_printf(sb, ",\"weight\":%u,\"draining\":%s,\"health\":\"%s\",\"reason\":", b->weight,
                            b->draining ? "true" : "false", health);
-        voro_strbuf_json_string(sb, h ? h->reason : "");
+        voro_strbuf_json_string(sb, reason);
         voro_strbuf_puts(sb, "}");
     }
     voro_strbuf_puts(sb, "]}\n");

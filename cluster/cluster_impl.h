@@ -94,6 +94,7 @@ struct voro_cluster {
     struct cl_op *mq_current;
 
     uint64_t handed_version; /* last version given to hooks.on_config */
+    bool backends_changed;   /* since the last on_config / on_backends */
     uint64_t rep_version;    /* last activation the node reported */
     bool rep_ok;
     char rep_reason[VORO_CMD_STR_MAX + 1];

@@ -11,6 +11,7 @@
 #include "cluster/cluster.h"
 #include "cluster/config.h"
 #include "cluster/control.h"
+#include "cluster/dynamic_backends.h"
 #include "common/log.h"
 #include "node/bridge.h"
 #include "node/fd_budget.h"
@@ -63,14 +64,16 @@ struct member {
     const char *config_path;
     struct voro_control_hooks inner;
     bool told_ignored;
+    char *text_in_force; /* owned: the cluster text of version_in_force, NULL before the first */
+    size_t text_in_force_len;
+    uint64_t version_in_force;
 };
 
-/* Builds the effective config from the local file and cluster `text`, swaps it into the workers
- * and reports the outcome to the cluster. A failure keeps the running config; it is reported
- * only for a new version (after a failed SIGHUP the version in force is still the good one). */
-static void member_apply(struct member *m, uint64_t version, const char *text, size_t len, bool new_version)
+/* Builds the effective config from the local file, cluster `text` and the cluster's dynamic
+ * backends, and swaps it into the workers. 0 or a negative errno, with `reason` filled. */
+static int member_build(struct member *m, uint64_t version, const char *text, size_t len, char *reason, size_t rn)
 {
-    char name[64], reason[256] = "";
+    char name[64];
     snprintf(name, sizeof(name), "cluster-config-v%llu", (unsigned long long)version);
     struct voro_config *cfg = NULL;
     struct voro_config_errors errors = {0};
@@ -79,9 +82,9 @@ static void member_apply(struct member *m, uint64_t version, const char *text, s
     if (rc) {
         for (size_t i = 0; i < errors.count; i++)
             VORO_ERROR("config", "%s", errors.items[i].message);
-        snprintf(reason, sizeof(reason), "%.250s", errors.count ? errors.items[0].message : strerror(-rc));
+        snprintf(reason, rn, "%.250s", errors.count ? errors.items[0].message : strerror(-rc));
         voro_config_errors_free(&errors);
-        goto fail;
+        return rc;
     }
     voro_config_errors_free(&errors);
     if (ignored && !m->told_ignored) {
@@ -89,20 +92,81 @@ static void member_apply(struct member *m, uint64_t version, const char *text, s
         VORO_INFO("config", "%s: %zu cluster-scoped key%s and section%s ignored: the cluster's config is in force",
                   m->config_path, ignored, ignored == 1 ? "" : "s", ignored == 1 ? "" : "s");
     }
+    size_t n_backends = 0;
+    const struct voro_backend *backends = voro_cluster_backends(m->cluster, &n_backends);
+    struct voro_backend_merge_stats st;
+    if ((rc = voro_config_merge_backends(cfg, backends, n_backends, &st)) != 0) {
+        voro_config_free(cfg);
+        snprintf(reason, rn, "cannot merge the dynamic backends: %s", strerror(-rc));
+        return rc;
+    }
+    if (n_backends)
+        VORO_INFO("config", "dynamic backends: %zu added, %zu overriding a configured server, %zu skipped", st.added,
+                  st.updated, st.skipped);
     if ((rc = voro_node_apply(m->node, cfg)) != 0) { /* takes cfg */
-        snprintf(reason, sizeof(reason), "cannot apply: %s", strerror(-rc));
-        goto fail;
+        snprintf(reason, rn, "cannot apply: %s", strerror(-rc));
+        return rc;
     }
     voro_control_set_config(m->control, m->node->current->cfg);
+    return 0;
+}
+
+/* Rebuilds the config version in force with the current dynamic backends. Its version number
+ * is not reported again (the text in force did not change; docs/cluster.md). */
+static void member_reapply(struct member *m)
+{
+    if (!m->text_in_force) {
+        VORO_INFO("config", "dynamic backends: applied with the first cluster config version in force");
+        return;
+    }
+    char reason[256] = "";
+    if (member_build(m, m->version_in_force, m->text_in_force, m->text_in_force_len, reason, sizeof(reason)) != 0) {
+        VORO_ERROR("config", "dynamic backends changed but not applied: %s; the running configuration stays in force",
+                   reason);
+        return;
+    }
+    VORO_INFO("config", "dynamic backends applied to cluster config version %llu (generation %llu)",
+              (unsigned long long)m->version_in_force, (unsigned long long)m->node->generation);
+}
+
+/* Applies config `version` and reports the outcome to the cluster. A failure keeps the running
+ * config; it is reported only for a new version (after a failed SIGHUP the version in force is
+ * still the good one). The text in force is kept for re-applying when the backends change. */
+static void member_apply(struct member *m, uint64_t version, const char *text, size_t len, bool new_version)
+{
+    char reason[256] = "";
+    if (member_build(m, version, text, len, reason, sizeof(reason)) != 0) {
+        VORO_ERROR("config", "cluster config version %llu not activated: %s; the running configuration stays in force",
+                   (unsigned long long)version, reason);
+        if (new_version) {
+            voro_cluster_report_active(m->cluster, version, false, reason);
+            size_t n_backends = 0;
+            voro_cluster_backends(m->cluster, &n_backends);
+            if (n_backends) /* a backend change handed over with this version still applies */
+                member_reapply(m);
+        }
+        return;
+    }
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+    }
+    free(m->text_in_force); /* without a copy, backend changes wait for the next version */
+    m->text_in_force = copy;
+    m->text_in_force_len = len;
+    m->version_in_force = version;
     VORO_INFO("config", "cluster config version %llu in force (generation %llu)", (unsigned long long)version,
               (unsigned long long)m->node->generation);
     voro_cluster_report_active(m->cluster, version, true, "");
-    return;
-fail:
-    VORO_ERROR("config", "cluster config version %llu not activated: %s; the running configuration stays in force",
-               (unsigned long long)version, reason);
-    if (new_version)
-        voro_cluster_report_active(m->cluster, version, false, reason);
+}
+
+/* The dynamic backends changed (and no new version came with them). */
+static void member_on_backends(void *ctx)
+{
+    struct member *m = ctx;
+    if (!m->bridge->shutting_down)
+        member_reapply(m);
 }
 
 static void member_on_config(void *ctx, uint64_t version, const char *text, size_t len)
@@ -125,6 +189,23 @@ static void member_on_reload(void *ctx)
     VORO_INFO("config", "SIGHUP: reloading the node-scoped keys of %s with cluster config version %llu",
               m->config_path, (unsigned long long)version);
     member_apply(m, version, text, len, false);
+}
+
+static int member_server_health(void *ctx, const char *pool, const char *address, const char **reason)
+{
+    struct member *m = ctx;
+    struct voro_sockaddr sa;
+    if (!m->node->current || voro_sockaddr_parse(address, &sa) != 0)
+        return -1;
+    const struct voro_config *cfg = m->node->current->cfg;
+    for (size_t p = 0; p < cfg->n_pools; p++) {
+        if (strcmp(cfg->pools[p].name, pool))
+            continue;
+        for (size_t s = 0; s < cfg->pools[p].n_servers; s++)
+            if (!strcmp(cfg->pools[p].servers[s].addr.text, sa.text))
+                return voro_control_server_up(m->control, p, s, reason) ? 1 : 0;
+    }
+    return -1;
 }
 
 static void member_on_shutdown(void *ctx, int signo)
@@ -258,7 +339,9 @@ int main(int argc, char **argv)
     }
     member.control = control;
     if (is_member) {
-        struct voro_cluster_hooks ch = {.ctx = &member, .on_config = member_on_config};
+        struct voro_cluster_hooks ch = {.ctx = &member, .on_config = member_on_config,
+                                        .on_backends = member_on_backends,
+                                        .server_health = member_server_health};
         if ((rc = voro_cluster_create(&member.cluster, control, node.current->cfg, &ch)) != 0) {
             VORO_ERROR("node", "cannot start the cluster member: %s", strerror(-rc));
             goto out_control;
@@ -280,6 +363,7 @@ out_control:
 out_node:
     voro_node_destroy(&node);
     voro_bridge_destroy(&bridge);
+    free(member.text_in_force);
 out_mask:
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (exit_code == 0)

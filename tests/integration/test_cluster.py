@@ -2,7 +2,8 @@
 config pushed through a follower becoming active on every node's data plane, bad input to the
 cluster API, a fourth node joining and leaving, and the leader SIGKILLed under a stream of config
 pushes (acknowledged pushes survive everywhere; the killed node restarts from its disk and
-catches up). Every process is killed by PID in finally; every wait is bounded."""
+catches up), and a dynamic backend added, drained and removed through the API reaching every
+node's data plane. Every process is killed by PID in finally; every wait is bounded."""
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
-from voro_harness import Backend, Runner, Voro, connect, free_port, wait_until
+from voro_harness import Backend, Runner, Voro, connect, dead_port, free_port, wait_until
 
 TOKEN = "it-cluster-token-5f0c"
 
@@ -445,6 +446,95 @@ def case_sighup_member_reloads_node_keys(r, ctx):
     assert n.status()["config_version"] == n.status()["active_config_version"]
 
 
+def pool_servers(n, pool):
+    """The servers of `pool` in the node's data plane (GET /stats): {address: server}."""
+    for p in n.v.stats()["pools"]:
+        if p["name"] == pool:
+            return {srv["address"]: srv for srv in p["servers"]}
+    raise AssertionError(f"n{n.idx}: no pool {pool} in /stats")
+
+
+def case_dynamic_backends_reach_data_plane(r, ctx):
+    nodes, c = ctx["nodes"], ctx["c"]
+    text = (f"[listener extra]\nbind = 127.0.0.1:{ctx['placeholder']}\npool = b\n"
+            f"[pool b]\nserver = b1 {ctx['b'].addr}\nhealth_check = tcp\nhealth_interval = 100ms\n"
+            "health_rise = 1\nhealth_fall = 1\n[timeouts]\ndrain = 0\n")
+    s, d = nodes[0].api("POST", "/cluster/config", {"text": text, "author": "it"})
+    assert s == 200, (s, d)
+    version = d["version"]
+    wait_until(lambda: all(m["active_config_version"] == version and m["active_config_ok"]
+                           for m in nodes[0].status()["members"]), timeout=10, what=f"config {version} active")
+    for n in nodes:
+        wait_until(lambda: set(pool_servers(n, "b")) == {ctx["b"].addr}, timeout=5, what=f"n{n.idx} pool b")
+    follower = next(n for n in nodes if n.status()["state"] == "follower")
+    ref = {"pool": "b", "address": c.addr}
+
+    s, d = follower.api("POST", "/cluster/backends", dict(ref, weight=1))
+    assert s == 200, (s, d)
+    for n in nodes:  # round robin over b1 and the new server: a few connections reach both
+        wait_until(lambda: ident_via(n.extra_port) == "C", timeout=10, what=f"n{n.idx} reaches the added backend")
+        assert pool_servers(n, "b")[c.addr]["weight"] == 1, n.idx
+        s, d = n.api("GET", "/cluster/backends")
+        assert s == 200 and [(b["pool"], b["address"], b["draining"]) for b in d["backends"]] == \
+            [("b", c.addr, False)], (s, d)
+    held = None  # a connection to the new backend, open across the drain
+    for _ in range(8):
+        sock = connect(nodes[0].extra_port, timeout=5)
+        if sock.recv(2) == b"C\n":
+            held = sock
+            break
+        sock.close()
+    assert held is not None, "no connection reached C in 8 tries"
+    try:
+        s, d = nodes[2].api("POST", "/cluster/backends/drain", ref)
+        assert s == 200, (s, d)
+        for n in nodes:
+            wait_until(lambda: pool_servers(n, "b")[c.addr]["weight"] == 0, timeout=10, what=f"n{n.idx} drained")
+        for n in nodes:  # weight 0: no new connection is sent there (health checks still are)
+            before = pool_servers(n, "b")[c.addr]["connections"]
+            got = [ident_via(n.extra_port) for _ in range(6)]
+            assert got == ["B"] * 6, (n.idx, got)
+            assert pool_servers(n, "b")[c.addr]["connections"] == before, n.idx
+        held.sendall(b"still here\n")  # the open connection was kept (ident echoes after its name)
+        buf = b""
+        while len(buf) < 11:
+            chunk = held.recv(64)
+            assert chunk, "the connection to the drained backend was closed"
+            buf += chunk
+        assert buf == b"still here\n", buf
+    finally:
+        held.close()
+
+    s, d = nodes[1].api("DELETE", "/cluster/backends", ref)
+    assert s == 200, (s, d)
+    for n in nodes:
+        wait_until(lambda: c.addr not in pool_servers(n, "b"), timeout=10, what=f"n{n.idx} backend removed")
+        assert ident_via(n.extra_port) == "B"
+        st = n.status()
+        assert st["config_version"] == version, st  # backend changes are not config versions
+    assert all(m["active_config_version"] == version and m["active_config_ok"]
+               for m in nodes[0].status()["members"]), nodes[0].status()["members"]
+    s, d = nodes[0].api("GET", "/cluster/backends")
+    assert s == 200 and d["backends"] == [], d
+
+    # health in GET /cluster/backends is each node's own data-plane verdict
+    dead = f"127.0.0.1:{dead_port()}"
+    s, d = nodes[0].api("POST", "/cluster/backends", {"pool": "b", "address": dead})
+    assert s == 200, (s, d)
+
+    def seen_down(n):
+        s_, d_ = n.api("GET", "/cluster/backends")
+        return [(b["address"], b["health"]) for b in d_["backends"]] == [(dead, "down")] and d_["backends"][0]["reason"]
+
+    for n in nodes:
+        wait_until(lambda: seen_down(n), timeout=10, what=f"n{n.idx} sees the dead backend down")
+        assert n.status()["backends"] == {"up": 0, "down": 1, "draining": 0}, n.idx
+    s, d = nodes[0].api("DELETE", "/cluster/backends", {"pool": "b", "address": dead})
+    assert s == 200, (s, d)
+    for n in nodes:
+        wait_until(lambda: dead not in pool_servers(n, "b"), timeout=10, what=f"n{n.idx} dead backend removed")
+
+
 def case_clean_shutdown(r, ctx):
     for n in ctx["nodes"]:
         n.close()  # SIGTERM with Raft running: exit 0, no sanitizer report
@@ -452,14 +542,15 @@ def case_clean_shutdown(r, ctx):
 
 def main():
     r = Runner()
-    ctx = {"a": Backend("A", mode="ident"), "b": Backend("B", mode="ident"), "placeholder": free_port(),
+    ctx = {"a": Backend("A", mode="ident"), "b": Backend("B", mode="ident"), "c": Backend("C", mode="ident"),
+           "placeholder": free_port(),
            "extra_nodes": [], "nodes": []}
     try:
         ctx["nodes"] = [Node(r.args.voro, i, ctx["a"]) for i in (1, 2, 3)]
         for c in (case_uninitialised_and_auth, case_init_and_concurrent_joins, case_push_via_follower_active_everywhere,
                   case_bad_input_changes_nothing, case_join_fourth_then_leader_leaves, case_kill_leader_under_pushes,
                   case_failed_activation_keeps_old_config, case_sighup_member_reloads_node_keys,
-                  case_clean_shutdown):
+                  case_dynamic_backends_reach_data_plane, case_clean_shutdown):
             r.run(c.__name__[5:], c, r, ctx)
     finally:
         if r.failed:
@@ -470,6 +561,7 @@ def main():
             n.cleanup()
         ctx["a"].close()
         ctx["b"].close()
+        ctx["c"].close()
     r.finish()
 
 
