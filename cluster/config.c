@@ -894,23 +894,32 @@ static const struct row *find_row(enum section sec, const char *key);
 static void pool_defaults(struct pstate *ps, struct voro_pool_config *pool);
 
 /* Appends a pool; returns its index or -ENOMEM / -E2BIG. */
+/* Makes room for one more named section instance: the config's array of `elem`-byte structs
+ * and the parser's bookkeeping beside it grow together. Returns 0 or -ENOMEM. */
+static int grow_instances(void **arr, size_t elem, struct inst **inst, size_t *cap, size_t n)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 4;
+    void *a = realloc(*arr, ncap * elem);
+    if (!a)
+        return -ENOMEM;
+    *arr = a;
+    struct inst *in = realloc(*inst, ncap * sizeof(*in));
+    if (!in)
+        return -ENOMEM;
+    *inst = in;
+    *cap = ncap;
+    return 0;
+}
+
 static int add_pool(struct pstate *ps, const char *name, int line)
 {
     struct voro_config *cfg = ps->cfg;
     if (cfg->n_pools >= MAX_POOLS)
         return -E2BIG;
-    if (cfg->n_pools == ps->pcap) {
-        size_t cap = ps->pcap ? ps->pcap * 2 : 4;
-        struct voro_pool_config *p = realloc(cfg->pools, cap * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
-        cfg->pools = p;
-        struct inst *in = realloc(ps->pinst, cap * sizeof(*in));
-        if (!in)
-            return -ENOMEM;
-        ps->pinst = in;
-        ps->pcap = cap;
-    }
+    if (grow_instances((void **)&cfg->pools, sizeof(*cfg->pools), &ps->pinst, &ps->pcap, cfg->n_pools))
+        return -ENOMEM;
     size_t i = cfg->n_pools++;
     memset(&cfg->pools[i], 0, sizeof(cfg->pools[i]));
     memset(&ps->pinst[i], 0, sizeof(ps->pinst[i]));
@@ -1539,7 +1548,7 @@ static void unknown_section(struct pstate *ps, int line, const char *name)
     else
         add_error(ps, line,
                   "unknown section [%.80s]; valid sections: server, backend, balancer, limit, monitor, node, "
-                  "timeouts, listener NAME, pool NAME, http, route NAME",
+                  "timeouts, listener NAME, pool NAME, http, route NAME, cluster",
                   name);
 }
 
@@ -1584,18 +1593,8 @@ static int add_route(struct pstate *ps, const char *name, int line)
     struct voro_config *cfg = ps->cfg;
     if (cfg->n_routes >= MAX_ROUTES)
         return -E2BIG;
-    if (cfg->n_routes == ps->rcap) {
-        size_t cap = ps->rcap ? ps->rcap * 2 : 4;
-        struct voro_route_config *r = realloc(cfg->routes, cap * sizeof(*r));
-        if (!r)
-            return -ENOMEM;
-        cfg->routes = r;
-        struct inst *in = realloc(ps->rinst, cap * sizeof(*in));
-        if (!in)
-            return -ENOMEM;
-        ps->rinst = in;
-        ps->rcap = cap;
-    }
+    if (grow_instances((void **)&cfg->routes, sizeof(*cfg->routes), &ps->rinst, &ps->rcap, cfg->n_routes))
+        return -ENOMEM;
     size_t i = cfg->n_routes++;
     memset(&cfg->routes[i], 0, sizeof(cfg->routes[i]));
     memset(&ps->rinst[i], 0, sizeof(ps->rinst[i]));
@@ -1623,18 +1622,8 @@ static int add_listener(struct pstate *ps, const char *name, int line)
     struct voro_config *cfg = ps->cfg;
     if (cfg->n_listeners >= MAX_LISTENERS)
         return -E2BIG;
-    if (cfg->n_listeners == ps->lcap) {
-        size_t cap = ps->lcap ? ps->lcap * 2 : 4;
-        struct voro_listener_config *l = realloc(cfg->listeners, cap * sizeof(*l));
-        if (!l)
-            return -ENOMEM;
-        cfg->listeners = l;
-        struct inst *in = realloc(ps->linst, cap * sizeof(*in));
-        if (!in)
-            return -ENOMEM;
-        ps->linst = in;
-        ps->lcap = cap;
-    }
+    if (grow_instances((void **)&cfg->listeners, sizeof(*cfg->listeners), &ps->linst, &ps->lcap, cfg->n_listeners))
+        return -ENOMEM;
     size_t i = cfg->n_listeners++;
     memset(&cfg->listeners[i], 0, sizeof(cfg->listeners[i]));
     memset(&ps->linst[i], 0, sizeof(ps->linst[i]));

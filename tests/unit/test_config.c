@@ -386,7 +386,7 @@ static void test_unknown_and_suggestions(void **state)
     expect_error(BASE "[limits]\nmax_connections = 1\n", "t.conf:6: unknown section [limits]; did you mean [limit]?");
     expect_error(BASE "[frontend]\n",
                  "t.conf:6: unknown section [frontend]; valid sections: server, backend, balancer, limit, monitor, "
-                 "node, timeouts, listener NAME, pool NAME, http, route NAME");
+                 "node, timeouts, listener NAME, pool NAME, http, route NAME, cluster");
     expect_error(BASE "[pool]\n", "t.conf:6: section [pool] needs a name: [pool NAME]");
     expect_error(BASE "[limit x]\n", "t.conf:6: section [limit] takes no name (got 'x')");
     expect_error(BASE "[node]\nbnd.l = 127.0.0.1:1\n",
