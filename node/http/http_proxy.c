@@ -268,6 +268,18 @@ static bool server_op_abandoned(struct voro_http_conn *c, struct voro_op *op)
     return true;
 }
 
+/* In a callback: when the connection is closing, drops `buf` (may be NULL), lets the connection
+ * go once nothing is pending, and returns true. */
+static bool conn_closing(struct voro_http_conn *c, struct voro_buf *buf)
+{
+    if (c->state != HS_CLOSING)
+        return false;
+    if (buf)
+        voro_loop_buf_release(c->w->loop, buf);
+    conn_maybe_free(c);
+    return true;
+}
+
 static void conn_abort(struct voro_http_conn *c)
 {
     if (c->state != HS_CLOSING) {
@@ -340,10 +352,8 @@ static void on_error_sent(struct voro_op *op, int res)
     struct voro_http_conn *c = op->data;
     c->pending &= (uint8_t)~P_CLIENT_SEND;
     (void)res;
-    if (c->state == HS_CLOSING) {
-        conn_maybe_free(c);
+    if (conn_closing(c, NULL))
         return;
-    }
     if (res >= 0 && c->keep_client && c->req_done) {
         request_begin(c);
         return;
@@ -410,10 +420,8 @@ static void on_client_fwd_sent(struct voro_op *op, int res)
         voro_loop_buf_release(w->loop, c->fwd);
         c->fwd = NULL;
     }
-    if (c->state == HS_CLOSING) {
-        conn_maybe_free(c);
+    if (conn_closing(c, NULL))
         return;
-    }
     if (res < 0) {
         voro_counter_add(&w->stats.errors, 1);
         conn_abort(c); /* the client went away: stop the server too */
@@ -640,12 +648,8 @@ static void on_server_recv(struct voro_op *op, int res)
     if (server_op_abandoned(c, op))
         return;
     struct voro_buf *buf = op->buf;
-    if (c->state == HS_CLOSING) {
-        if (buf)
-            voro_loop_buf_release(w->loop, buf);
-        conn_maybe_free(c);
+    if (conn_closing(c, buf))
         return;
-    }
     if (res <= 0) {
         if (buf)
             voro_loop_buf_release(w->loop, buf);
@@ -777,10 +781,8 @@ static void on_server_body_sent(struct voro_op *op, int res)
         voro_loop_buf_release(w->loop, op->buf);
         op->buf = NULL;
     }
-    if (c->state == HS_CLOSING) {
-        conn_maybe_free(c);
+    if (conn_closing(c, NULL))
         return;
-    }
     if (res < 0) {
         if (!c->resp_any)
             reply_error(c, 502, "sending the request to the server failed", NULL, NULL);
@@ -915,10 +917,8 @@ static void on_head_sent(struct voro_op *op, int res)
     c->pending &= (uint8_t)~P_SERVER_SEND;
     if (server_op_abandoned(c, op))
         return;
-    if (c->state == HS_CLOSING) {
-        conn_maybe_free(c);
+    if (conn_closing(c, NULL))
         return;
-    }
     if (res < 0) {
         if (c->server_reused && !c->stale_retried && (!c->req_body_sent_any || c->body) &&
             !(c->pending & P_SERVER_RECV)) {
@@ -995,10 +995,8 @@ static void on_connect(struct voro_op *op, int res)
     c->pending &= (uint8_t)~P_CONNECT;
     if (server_op_abandoned(c, op))
         return;
-    if (c->state == HS_CLOSING) {
-        conn_maybe_free(c);
+    if (conn_closing(c, NULL))
         return;
-    }
     if (res == 0 && !c->connect_timed_out) {
         int one = 1;
         setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1332,10 +1330,8 @@ static void on_continue_sent(struct voro_op *op, int res)
 {
     struct voro_http_conn *c = op->data;
     c->pending &= (uint8_t)~P_CLIENT_SEND;
-    if (c->state == HS_CLOSING) {
-        conn_maybe_free(c);
+    if (conn_closing(c, NULL))
         return;
-    }
     if (res < 0) {
         conn_abort(c);
         return;
@@ -1469,12 +1465,8 @@ static void on_client_head_recv(struct voro_op *op, int res)
     struct voro_worker *w = c->w;
     c->pending &= (uint8_t)~P_CLIENT_RECV;
     struct voro_buf *buf = op->buf;
-    if (c->state == HS_CLOSING) {
-        if (buf)
-            voro_loop_buf_release(w->loop, buf);
-        conn_maybe_free(c);
+    if (conn_closing(c, buf))
         return;
-    }
     if (res <= 0) {
         if (buf)
             voro_loop_buf_release(w->loop, buf);
