@@ -49,6 +49,10 @@ const struct voro_backend *voro_cluster_backends(const struct voro_cluster *cl, 
 /* Answers pending API requests with 503, cancels node-to-node calls, closes Raft (canonical/raft
  * close order) and frees `cl`, running the control loop until all of it is closed. Call after
  * voro_control_run returned and before voro_control_destroy. NULL is a no-op. */
+/* Offline disaster recovery (`voro --recover-raft`): with every node stopped, makes this node
+ * (cfg's [cluster] keys) the only voter of its Raft configuration. Returns 0 or a negative
+ * errno (logged). */
+int voro_cluster_recover(const struct voro_config *cfg);
 void voro_cluster_destroy(struct voro_cluster *cl);
 
 #endif

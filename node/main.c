@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "                        file:line: reason and exit 2\n"
             "      --io-model NAME   io_uring | epoll | poll | select (overrides [server] io_model)\n"
             "      --log-level LEVEL debug | info | warn | error (overrides [server] log_level)\n"
+            "      --recover-raft    with -c: after losing the Raft majority, make this node the only\n"
+            "                        voter of its cluster (every node stopped; see docs/cluster.md)\n"
             "  -v, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
@@ -233,10 +235,12 @@ int main(int argc, char **argv)
         {"check", required_argument, NULL, 't'},
         {"io-model", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'l'},
+        {"recover-raft", no_argument, NULL, 'R'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    bool recover_raft = false;
     const char *config_path = NULL, *check_path = NULL, *io_model_name = NULL, *log_level = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:t:vh", long_opts, NULL)) != -1) {
@@ -245,6 +249,7 @@ int main(int argc, char **argv)
         case 't': check_path = optarg; break;
         case 'm': io_model_name = optarg; break;
         case 'l': log_level = optarg; break;
+        case 'R': recover_raft = true; break;
         case 'v': printf("voro %s\n", VORO_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_CONFIG;
@@ -259,6 +264,28 @@ int main(int argc, char **argv)
     if (io_model_name && voro_io_model_parse(io_model_name, &forced_model) != 0) {
         fprintf(stderr, "voro: unknown io model '%s' (io_uring, epoll, poll or select)\n", io_model_name);
         return EXIT_CONFIG;
+    }
+    if (recover_raft) {
+        struct voro_config *cfg = NULL;
+        if (!config_path) {
+            fprintf(stderr, "voro: --recover-raft needs -c FILE (the node's own config)\n");
+            return EXIT_CONFIG;
+        }
+        if (load_config(config_path, &cfg) != 0)
+            return EXIT_CONFIG;
+        if (!cfg->cluster_enabled) {
+            fprintf(stderr, "%s: no [cluster] node_id: this node is not a cluster member\n", config_path);
+            voro_config_free(cfg);
+            return EXIT_CONFIG;
+        }
+        int rc = voro_cluster_recover(cfg);
+        voro_config_free(cfg);
+        if (rc != 0) {
+            fprintf(stderr, "voro: recovery failed: %s\n", strerror(-rc));
+            return 1;
+        }
+        printf("recovered: this node is now the only voter; start it, then join the others again\n");
+        return 0;
     }
     if (check_path) {
         struct voro_config *cfg = NULL;
