@@ -46,6 +46,7 @@ FARM = (
     ("quarter", 32.0, 10, 16.0),
 )
 SLOWED = "fast1"
+LATE_FLAG_MS = 20.0
 SLOW_FACTOR = 4.0
 BALANCERS = ("voro-rr", "voro-lc", "haproxy-lc", "haproxy-lc-w", "voro-gpu")
 BAL_LABEL = {
@@ -249,7 +250,10 @@ def summarize_open(out, warmup):
     for r in ok:
         per_backend[r[5] or "?"] = per_backend.get(r[5] or "?", 0) + 1
     s = ttft_stats(reqs, warmup, dur)
+    late = [1000.0 * (r[1] - r[0]) for r in reqs if r[1] is not None]
     return {
+        "send_lateness_p99_ms": pct(late, 99) if late else None,
+        "generator_cpu_pct": round(100.0 * out["cpu_s"] / out["wall_s"], 1) if out.get("wall_s") else None,
         "offered": out["offered"],
         "offered_rps": out["offered"] / dur,
         "completed": len(ok),
@@ -337,6 +341,60 @@ def slowdown_analysis(res, a):
     res["p99_by_10s"] = bins
 
 
+def scrape_counter(port, name):
+    """Sum of a counter's samples in one gpusim's /metrics (None when unreachable)."""
+    try:
+        _st, body = hb.http_get(port, "/metrics", timeout=3.0)
+    except OSError:
+        return None
+    total = None
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith(name) and (len(line) > len(name) and line[len(name)] in " {"):
+            total = (total or 0.0) + float(line.rsplit(None, 1)[1])
+    return total
+
+
+def run_calibrate(a):
+    """How fast gpusim really runs on this machine: one fast server overloaded (1.5 x its modeled capacity)
+    with fixed-size requests (mean prompt, mean max_tokens); completed requests/s in the saturated window
+    over the model's capacity. Below ~0.9 the steady scenario's 80% is really closer to full load."""
+    name, s, b, p = FARM[0]
+    mp = round((a.prompt_min + a.prompt_max) / 2)
+    mt = round((a.tokens_min + a.tokens_max) / 2)
+    cap = capacity_rps(s, b, p, mp, mt)
+    res = {"status": "ok", "errors": [], "model_rps": cap, "server": name, "prompt": mp, "max_tokens": mt}
+    farm = Farm(a, (FARM[0],))
+    ol = None
+    try:
+        why = farm.start()
+        if why:
+            res["status"], res["detail"] = "traffic failure", why
+            return res
+        port = farm.ports[0][1]
+        dur = a.calibrate_s
+        argv = hb.pin(a.load_core) + [sys.executable, a.openloop, "--target", f"127.0.0.1:{port}", "--model", MODEL,
+                                      "--rate", f"{1.5 * cap:.3f}", "--duration", f"{dur:g}", "--seed", str(a.seed),
+                                      "--prompt-min", str(mp), "--prompt-max", str(mp), "--tokens-min", str(mt),
+                                      "--tokens-max", str(mt), "--drain", "0.5", "--timeout", f"{dur + 5:g}"]
+        ol = hb.PROCS.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lo = max(2.0, dur * 0.3)  # the batch is full well before this
+        time.sleep(lo)
+        c0, t0 = scrape_counter(port, "vllm:request_success_total"), time.monotonic()
+        time.sleep(dur - lo - 0.3)
+        c1, t1 = scrape_counter(port, "vllm:request_success_total"), time.monotonic()
+        if c0 is None or c1 is None:
+            res["status"] = "traffic failure"
+            res["errors"].append("could not read gpusim /metrics")
+            return res
+        res["measured_rps"] = (c1 - c0) / (t1 - t0)
+        res["speed_vs_model"] = res["measured_rps"] / cap
+        return res
+    finally:
+        if ol is not None:
+            hb.PROCS.stop(ol, grace=10.0)
+        farm.stop()
+
+
 def run_latency(a, kind, caps):
     """Sequential streamed requests through one proxy to one gpusim."""
     res = {"proxy": kind, "status": "ok", "errors": []}
@@ -402,18 +460,32 @@ def markdown(s):
     L.append(f"Farm capacity (model): " + ", ".join(f"{n} {c:.2f} req/s" for n, c in cap["per_server"].items())
              + f"; total {cap['total']:.2f} req/s; offered {s['settings']['load']:.2f} x = {cap['rate']:.2f} req/s; "
              f"HAProxy weights {cap['weights']}.\n")
+    c = s.get("calibration")
+    if c and c.get("speed_vs_model") is not None:
+        L.append(f"Calibration (before the steady runs): an overloaded {c['server']} gpusim (prompt {c['prompt']}, "
+                 f"max_tokens {c['max_tokens']}) completed {c['measured_rps']:.2f} req/s against the model's "
+                 f"{c['model_rps']:.2f}: gpusim ran at **{c['speed_vs_model']:.2f} x** the modeled speed then.\n")
+        if c["speed_vs_model"] < 0.9:
+            L.append("**Warning: at calibration time gpusim ran well below its modeled speed (CPU contention on the "
+                     "load core). While that lasts the farm is overloaded at the nominal load and queues build up "
+                     "under any balancer; the send-lateness column shows which runs were hit. Repeat on a quiet "
+                     "machine.**\n")
     if s["steady"]:
         L.append("**Steady load**\n")
         head = ["balancer", "TTFT p50 ms", "TTFT p99 ms", "offered req/s", "completed req/s", "completed/offered",
-                "errors", "requests per backend", "status"]
+                "errors", "requests per backend", "send lateness p99 ms", "status"]
         L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for bal, m in s["steady"].items():
             L.append("| " + " | ".join([BAL_LABEL[bal], f2(m["ttft_p50_ms"]), f2(m["ttft_p99_ms"]),
                                         f2(m["offered_rps"], 2), f2(m["completed_rps"], 2),
                                         f2(m["completed_ratio"], 3), f2(m["failed"], 0),
                                         " ".join(f"{k}:{v}" for k, v in sorted((m["per_backend"] or {}).items())),
-                                        s["status"][bal]]) + " |")
+                                        f2(m["send_lateness_p99_ms"]), s["status"][bal]]) + " |")
         L.append("")
+        late = [b for b, m in s["steady"].items() if (m["send_lateness_p99_ms"] or 0) > LATE_FLAG_MS]
+        if late:
+            L.append(f"The generator sent late (p99 over {LATE_FLAG_MS:g} ms behind schedule: its core was starved) "
+                     f"in: {', '.join(BAL_LABEL[b] for b in late)}. TTFT there includes that delay.\n")
     if s["slowdown"]:
         L.append(f"**Slowdown: {SLOWED} to {1 / SLOW_FACTOR:g} speed at {s['settings']['slow_at']:g} s**"
                  f" (load {s['capacity']['slow_rate']:.2f} req/s = {s['settings']['slow_load']:g} x degraded "
@@ -484,7 +556,8 @@ def parse_args(argv):
     ap.add_argument("--voro-io-model", default="io_uring", choices=hb.IO_MODELS)
     ap.add_argument("--openloop", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "openloop.py"))
     ap.add_argument("--balancers", default=",".join(BALANCERS))
-    ap.add_argument("--scenarios", default="steady,slowdown,latency")
+    ap.add_argument("--scenarios", default="calibrate,steady,slowdown,latency")
+    ap.add_argument("--calibrate-s", type=float, default=12.0, help="seconds of the calibration overload")
     ap.add_argument("--slowdown-balancers", default="voro-gpu,haproxy-lc-w",
                     help="balancers run through the slowdown scenario")
     ap.add_argument("--latency-proxies", default=",".join(LAT_PROXIES))
@@ -518,16 +591,16 @@ def parse_args(argv):
     a.latency_proxies = [x.strip() for x in a.latency_proxies.split(",") if x.strip()]
     if any(b not in BALANCERS for b in a.balancers + a.slowdown_balancers):
         ap.error(f"balancers are {', '.join(BALANCERS)}")
-    if any(x not in ("steady", "slowdown", "latency") for x in a.scenarios):
-        ap.error("scenarios are steady, slowdown, latency")
+    if any(x not in ("calibrate", "steady", "slowdown", "latency") for x in a.scenarios):
+        ap.error("scenarios are calibrate, steady, slowdown, latency")
     if a.smoke:
         # Short streams keep the drain short: the smoke checks that every request completes, not latency.
         a.duration, a.warmup, a.settle, a.repeats, a.drain = 3.0, 0.5, 0.5, 1, 10.0
         a.tokens_min, a.tokens_max = 8, 24
         a.lat_requests = 30
-        a.scenarios = [x for x in a.scenarios if x != "slowdown"]
+        a.scenarios = [x for x in a.scenarios if x not in ("slowdown", "calibrate")]
     if not (0 < a.load <= 2 and 0 < a.duration <= 3600 and 0 <= a.warmup < a.duration and 1 <= a.repeats <= 20
-            and 0 < a.slow_at and 0 < a.slow_window and 0 < a.slow_load <= 2 and 6 <= a.lat_requests <= 100000):
+            and 0 < a.slow_at and 0 < a.slow_window and 5 <= a.calibrate_s <= 600 and 0 < a.slow_load <= 2 and 6 <= a.lat_requests <= 100000):
         ap.error("parameter out of range")
     return a
 
@@ -575,11 +648,18 @@ def main(argv):
 
     started = time.monotonic()
     load_start = os.getloadavg()
+    calibration = None
     steady_runs = {b: [] for b in a.balancers if b in usable}
     slow_runs = {}
     lat_runs = {}
     failed_start = set()
     try:
+        if "calibrate" in a.scenarios:
+            calibration = run_calibrate(a)
+            hb.log(f"gpu_farm_bench: calibration: {calibration.get('server')} completes "
+                   f"{f2(calibration.get('measured_rps'), 2)} req/s when overloaded; model {calibration['model_rps']:.2f}"
+                   f" -> speed {f2(calibration.get('speed_vs_model'), 2)} x model "
+                   f"{calibration['errors'] + [calibration.get('detail', '')] if calibration['status'] != 'ok' else ''}")
         if "steady" in a.scenarios:
             for rep in range(a.repeats):
                 order = list(steady_runs)
@@ -596,6 +676,8 @@ def main(argv):
                     hb.log(f"gpu_farm_bench: steady {rep + 1}/{a.repeats} {BAL_LABEL[b]}: {r['status']} "
                            f"({r['seconds']} s, load {l1:.1f}) p50 {f2(r.get('ttft_p50_ms'))} ms, "
                            f"p99 {f2(r.get('ttft_p99_ms'))} ms, completed {r.get('completed')}/{r.get('offered')}, "
+                           f"send lateness p99 {f2(r.get('send_lateness_p99_ms'))} ms, "
+                           f"generator CPU {r.get('generator_cpu_pct')}%, "
                            f"per backend {r.get('per_backend')}, errors {r.get('error_kinds')}")
                     for e in r["errors"] + ([r["detail"]] if "detail" in r else []):
                         hb.log(f"    {e}")
@@ -640,12 +722,12 @@ def main(argv):
             return
         first = bad[0]
         if first["status"] == "failed to start":
-            status[name] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[-600:]
+            status[name] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[:600]
             if not is_voro or a.require_voro:
                 failed = True
         else:
             status[name] = f"{first['status']} in {len(bad)} of {len(runs)} runs: " + \
-                "; ".join(first["errors"] + [first.get("detail", "")])[-600:].replace("\n", " | ")
+                "; ".join(first["errors"] + [first.get("detail", "")])[:600].replace("\n", " | ")
             failed = True
 
     for b, runs in steady_runs.items():
@@ -662,7 +744,7 @@ def main(argv):
             continue
         ok = [r for r in runs if r["status"] == "ok"]
         m = {k: median_key(ok, k) for k in ("ttft_p50_ms", "ttft_p99_ms", "offered_rps", "completed_rps",
-                                            "completed_ratio", "failed")}
+                                            "completed_ratio", "failed", "send_lateness_p99_ms")}
         m["per_backend"] = ok[0]["per_backend"]
         steady[b] = m
     if not a.keep_raw:
@@ -683,6 +765,7 @@ def main(argv):
                             haproxy=hb.tool_version(["haproxy", "-v"]) if shutil.which("haproxy") else None,
                             nginx=hb.tool_version(["nginx", "-v"]) if shutil.which("nginx") else None),
         "capacity": capacity,
+        "calibration": calibration,
         "status": status,
         "steady": steady,
         "slowdown": slow_runs,

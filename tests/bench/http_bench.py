@@ -811,12 +811,12 @@ def main(argv):
             continue
         first = bad[0]
         if first["status"] == "failed to start":
-            status[p] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[-600:]
+            status[p] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[:600]
             if p != "voro" or a.require_voro:
                 failed = True
         else:
             status[p] = f"{first['status']} in {len(bad)} of {len(runs[p])} repeats: " + \
-                "; ".join(first["errors"])[-600:].replace("\n", " | ")
+                "; ".join(first["errors"])[:600].replace("\n", " | ")
             failed = True
 
     meds = {p: {sc: {k: median_of(runs[p], sc, k) for k, *_ in METRICS} for sc in a.scenarios} for p in present}

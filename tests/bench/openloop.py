@@ -19,6 +19,8 @@ import argparse
 import asyncio
 import json
 import random
+import re
+import resource
 import sys
 import time
 import urllib.parse
@@ -142,6 +144,83 @@ def request_bytes(host, port, model, prompt_tokens, max_tokens, stream=True):
     return head + data
 
 
+TOKEN_EVENT = re.compile(rb'"choices"\s*:\s*\[\s*\{')
+USAGE = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+
+
+class SSECounter:
+    """Counts token events in an SSE byte stream with byte searches only (no JSON parsing per event:
+    the generator shares its core with the backends and must stay cheap per token)."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.pending = bytearray()
+        self.first = None
+        self.tokens = 0
+        self.usage = None
+        self.done = False
+
+    def feed(self, data):
+        self.pending += data
+        end = self.pending.rfind(b"\n\n")
+        if end < 0:
+            return
+        evs = bytes(self.pending[:end + 2])
+        del self.pending[:end + 2]
+        n = len(TOKEN_EVENT.findall(evs))
+        if n:
+            if self.first is None:
+                self.first = self.clock()
+            self.tokens += n
+        m = USAGE.search(evs)
+        if m:
+            self.usage = int(m.group(1))
+        if b"data: [DONE]" in evs or b"data:[DONE]" in evs:
+            self.done = True
+
+
+async def chunked_body(reader, sink):
+    """Decodes a chunked body from large reads (one await per arrival, not per chunk) into sink(bytes)."""
+    raw = bytearray()
+    left = -1  # bytes of the current chunk still due (+2 for its CRLF); -1 = expecting a size line
+    while True:
+        while True:
+            if left < 0:
+                i = raw.find(b"\r\n")
+                if i < 0:
+                    if len(raw) > 4096:
+                        raise ValueError("bad chunk size line")
+                    break
+                size = int(bytes(raw[:i]).split(b";", 1)[0].strip() or b"0", 16)
+                del raw[:i + 2]
+                if size == 0:
+                    # No trailers from the servers under test: the last chunk is followed by CRLF.
+                    while len(raw) < 2:
+                        data = await reader.read(65536)
+                        if not data:
+                            raise ConnectionError("EOF after the last chunk")
+                        raw += data
+                    if raw[:2] != b"\r\n":
+                        raise ValueError("trailers are not supported")
+                    return
+                left = size + 2
+            else:
+                if len(raw) < left:
+                    if len(raw) > 2 and left > 2:
+                        take = min(len(raw), left - 2)
+                        sink(bytes(raw[:take]))
+                        del raw[:take]
+                        left -= take
+                    break
+                sink(bytes(raw[:left - 2]))
+                del raw[:left]
+                left = -1
+        data = await reader.read(65536)
+        if not data:
+            raise ConnectionError("EOF inside a chunked body")
+        raw += data
+
+
 async def one_stream(client, req, max_tokens, t0, clock):
     """Sends req, reads the SSE stream. Returns (ttft_abs|None, status, backend, error|None)."""
     for attempt in range(2):
@@ -153,40 +232,25 @@ async def one_stream(client, req, max_tokens, t0, clock):
             version, status, headers = await read_head(conn.reader)
             got_any = True
             backend = headers.get("x-gpusim-name", "")
-            first = None
-            tokens, usage_tokens, done = 0, None, False
-            buf = b""
-            async for piece in body_chunks(conn.reader, headers):
-                buf += piece
-                while b"\n\n" in buf:
-                    ev, buf = buf.split(b"\n\n", 1)
-                    for line in ev.split(b"\n"):
-                        if not line.startswith(b"data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == b"[DONE]":
-                            done = True
-                            continue
-                        if status != 200:
-                            continue
-                        obj = json.loads(payload)
-                        if obj.get("choices"):
-                            if first is None:
-                                first = clock()
-                            tokens += 1
-                        elif obj.get("usage"):
-                            usage_tokens = obj["usage"].get("completion_tokens")
+            sse = SSECounter(clock)
+            errbody = bytearray()
+            sink = sse.feed if status == 200 else errbody.extend
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                await chunked_body(conn.reader, sink)
+            else:
+                async for piece in body_chunks(conn.reader, headers):
+                    sink(piece)
             keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
             if keep and status == 200:
                 client.put(conn)
             else:
                 conn.close()
             if status != 200:
-                return None, status, backend, f"HTTP {status}: {buf[:120]!r}"
-            if not done or tokens != max_tokens or usage_tokens != max_tokens:
-                return first, status, backend, f"short stream: {tokens} token events, usage {usage_tokens}, " \
-                                               f"[DONE] {'seen' if done else 'missing'}, wanted {max_tokens}"
-            return first, status, backend, None
+                return None, status, backend, f"HTTP {status}: {bytes(errbody[:120])!r}"
+            if not sse.done or sse.tokens != max_tokens or sse.usage != max_tokens:
+                return sse.first, status, backend, f"short stream: {sse.tokens} token events, usage {sse.usage}, " \
+                    f"[DONE] {'seen' if sse.done else 'missing'}, wanted {max_tokens}"
+            return sse.first, status, backend, None
         except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
             conn.close()
             # A pooled connection the server closed while idle: retry once on a fresh one.
@@ -336,6 +400,8 @@ def main(argv):
     started = time.time()
     out = asyncio.run(run(a))
     out["wall_s"] = round(time.time() - started, 2)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
     out["settings"] = vars(a)
     sys.stdout.write(json.dumps(out, separators=(",", ":")) + "\n")
     return 0
