@@ -50,6 +50,7 @@ struct voro_lb_server {
     /* ewma: peak-EWMA of latency in microseconds, 0 = no sample yet */
     double ewma_us;
     uint64_t ewma_time_ms;
+    double ttft_us;         /* gpu_aware: moving average of the time to first byte Voro measured */
     /* gpu_aware: capacity learned from scrapes (see docs/algorithms.md) */
     uint64_t seen_metrics_ms; /* metrics_time_ms of the last scrape folded in */
     uint32_t cap_sat_cur, cap_sat_prev; /* max `running` seen while saturated, this and the last window */

@@ -204,7 +204,10 @@ void voro_lb_observe_ttft(struct voro_lb *lb, int index, uint64_t ttft_us)
 {
     if (index < 0 || (size_t)index >= lb->n_servers || ttft_us == 0)
         return;
-    voro_lb_ewma_sample(lb, &lb->servers[index], (double)ttft_us);
+    struct voro_lb_server *s = &lb->servers[index];
+    voro_lb_ewma_sample(lb, s, (double)ttft_us);
+    /* A plain moving average of the TTFT alone (gpu_aware's speed factor): 1/16 per sample. */
+    s->ttft_us = s->ttft_us > 0.0 ? s->ttft_us + ((double)ttft_us - s->ttft_us) / 16.0 : (double)ttft_us;
 }
 
 void voro_lb_set_now(struct voro_lb *lb, uint64_t now_ms) { lb->now_ms = now_ms; }

@@ -82,6 +82,14 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
         if (c > max_known)
             max_known = c;
     }
+    /* The fastest first-token time among the candidates: a server whose requests start slower
+     * (a slower GPU prefills and decodes slower) counts as that much busier, so fast servers
+     * take the load while they have room and slow ones take the overflow. */
+    double ttft_min = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (voro_lb_candidate(lb, i, ex) && lb->servers[i].ttft_us > 0.0 &&
+            (ttft_min == 0.0 || lb->servers[i].ttft_us < ttft_min))
+            ttft_min = lb->servers[i].ttft_us;
     int best_tier = 2;
     double best = 0.0, lat_mean = -1.0;
     for (size_t i = 0; i < n; i++) {
@@ -126,7 +134,10 @@ int voro_lb_gpu_pick(struct voro_lb *lb, const struct voro_lb_exclude *ex)
         double sc;
         tier[i] = known && load >= (double)cap; /* no free slot: would queue */
         if (tier[i] == 0) {
-            sc = (load + 1.0) / cap * pressure + unknown_work;
+            double speed = (ttft_min > 0.0 && s->ttft_us > ttft_min) ? s->ttft_us / ttft_min : 1.0;
+            if (speed > 8.0)
+                speed = 8.0;
+            sc = (load + 1.0) / cap * pressure * speed + unknown_work;
         } else {
             /* Expected time before it starts: queue position over the service rate, which is
              * capacity / latency; the latency is the peak-EWMA of request_end samples. */
