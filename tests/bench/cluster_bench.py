@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from benchlib import ephemeral_range, log, on_term  # noqa: E402
 
 POLL_S = 0.010          # status poll interval after a kill
 NEW_LEADER_TIMEOUT_S = 10.0
@@ -41,10 +42,6 @@ CATCHUP_TIMEOUT_S = 30.0
 
 PROCS = []              # every Popen this driver started and has not reaped
 TMPDIRS = []
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def cleanup():
@@ -72,19 +69,6 @@ def stop_proc(p, grace):
             pass
     if p in PROCS:
         PROCS.remove(p)
-
-
-def on_term(signum, _frame):
-    raise SystemExit(128 + signum)
-
-
-def ephemeral_range():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
 
 
 USED_PORTS = set()

@@ -36,6 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from benchlib import PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LABEL = {"direct": "direct (no proxy)", "haproxy": "HAProxy", "nginx": "nginx", "voro": "Voro"}
@@ -63,88 +64,12 @@ METRICS = (
 
 # ---------------------------------------------------------------- processes and /proc
 
-class Procs:
-    """Every process this driver starts, so each one is killed by PID on the way out."""
-
-    def __init__(self):
-        self.procs = []
-
-    def spawn(self, argv, **kw):
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p, grace=3.0, extra_pids=()):
-        """SIGTERM, then SIGKILL after grace seconds; extra_pids are children (nginx worker) to reap too."""
-        if p.poll() is None:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                try:
-                    p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
-        for pid in extra_pids:
-            if pid_alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def stop_all(self):
-        for p in list(self.procs):
-            self.stop(p, grace=1.0)
-
-
-PROCS = Procs()
-TMPDIRS = []
-
-
-def cleanup():
-    PROCS.stop_all()
-    for d in TMPDIRS:
-        shutil.rmtree(d, ignore_errors=True)
-    TMPDIRS.clear()
-
-
-def on_term(signum, _frame):
-    raise SystemExit(128 + signum)
-
 
 def install_cleanup():
     signal.signal(signal.SIGTERM, on_term)
     atexit.register(cleanup)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit the raised soft limit
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def ephemeral_range():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
 
 
 USED_PORTS = set()
@@ -210,18 +135,6 @@ def listening(port):
     return port in listening_ports()
 
 
-def cpu_ticks(pid):
-    """utime + stime of pid (all its threads) in clock ticks."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return int(rest[11]) + int(rest[12])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def core_times(core):
     """(busy, total) jiffies of one CPU from /proc/stat; None if unreadable."""
     if core is None:
@@ -245,25 +158,6 @@ def busy_pct(before, after):
     return round(100.0 * (after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
-def children(pid):
-    kids = []
-    for task in glob.glob(f"/proc/{pid}/task/*/children"):
-        try:
-            with open(task) as f:
-                kids += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return kids
-
-
-def tail(path, n=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:]).strip()
-    except OSError:
-        return ""
-
-
 def cpu_list(spec):
     """Parses a taskset-style list such as 1 or 0,2 or 1-3."""
     cpus = set()
@@ -271,10 +165,6 @@ def cpu_list(spec):
         lo, _, hi = part.partition("-")
         cpus.update(range(int(lo), int(hi or lo) + 1))
     return cpus
-
-
-def pin(core):
-    return ["taskset", "-c", str(core)] if core is not None else []
 
 
 def pin_self(core, tool):
