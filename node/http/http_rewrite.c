@@ -121,9 +121,11 @@ int voro_http_rewrite_request(const char *in, const struct voro_http1_parser *p,
         puts_(&o, "\r\n");
     }
     if (rw->content_length >= 0) {
-        char num[32];
-        int n = snprintf(num, sizeof(num), "Content-Length: %lld\r\n", (long long)rw->content_length);
+        char num[24]; /* an int64 in decimal: at most 20 characters and the NUL */
+        int n = snprintf(num, sizeof(num), "%lld", (long long)rw->content_length);
+        puts_(&o, "Content-Length: ");
         put(&o, num, (size_t)n);
+        puts_(&o, "\r\n");
     }
     if (rw->upgrade)
         puts_(&o, "Connection: upgrade\r\n");

@@ -13,7 +13,7 @@
 
 #include "cluster/engine_metrics.h"
 
-#define FIXTURES VORO_SHARED_DIR "/fixtures"
+#define FIXTURES VORO_FIXTURES_DIR
 #define MIB 1048576.0
 
 static struct voro_prom_parser parser;

@@ -1,4 +1,4 @@
-/* Unit tests for proto/json_scan: the shared OpenAI request fixtures (and every cut of them),
+/* Unit tests for proto/json_scan: the OpenAI request fixtures in tests/fixtures (and every cut of them),
  * nesting, escapes, duplicates, invalid JSON, the depth bound, and the model rewriter. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,7 +66,7 @@ static void test_fixtures(void **state)
         {"openai-embeddings-", "text-embedding-3-small"},
         {"openai-error-", NULL},
     };
-    DIR *d = opendir(VORO_SHARED_DIR "/fixtures");
+    DIR *d = opendir(VORO_FIXTURES_DIR);
     assert_non_null(d);
     int files = 0;
     for (struct dirent *e; (e = readdir(d));) {
@@ -83,7 +83,7 @@ static void test_fixtures(void **state)
         if (!known)
             fail_msg("fixture %s: add its model to the table", e->d_name);
         char path[512];
-        snprintf(path, sizeof(path), "%s/fixtures/%s", VORO_SHARED_DIR, e->d_name);
+        snprintf(path, sizeof(path), "%s/%s", VORO_FIXTURES_DIR, e->d_name);
         size_t len;
         char *body = read_file(path, &len);
         struct voro_slice sl;

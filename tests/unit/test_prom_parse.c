@@ -1,4 +1,4 @@
-/* Unit tests for the Prometheus text / OpenMetrics parser: every shared fixture's verdict, values, incremental use. */
+/* Unit tests for the Prometheus text / OpenMetrics parser: every fixture in tests/fixtures's verdict, values, incremental use. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +14,7 @@
 
 #include "proto/prom_parse.h"
 
-#define FIXTURES VORO_SHARED_DIR "/fixtures"
+#define FIXTURES VORO_FIXTURES_DIR
 
 static struct voro_prom_parser parser; /* ~100 KiB: static, not on the stack */
 static char scratch[VORO_PROM_DEFAULT_MAX_LINE];
