@@ -153,7 +153,9 @@ struct voro_http_config {
     uint32_t max_headers;        /* 431 beyond; default 100 */
     uint64_t max_body;           /* 413 beyond; 0 = unlimited (default) */
     uint32_t header_timeout_ms;  /* 408 when a request head takes longer (slowloris); default 10s */
-    uint32_t body_timeout_ms;    /* 408 when the body stalls this long; default 30s */
+    uint32_t body_timeout_ms;    /* 408 when a body takes longer (extended by body_min_rate); default 30s */
+    uint32_t body_min_rate;      /* bytes/s: a streamed body's deadline grows 1s per this many bytes; default 1k */
+    uint64_t max_buffered_body_memory; /* node-wide bytes of bodies buffered for model routing (503 beyond); 256m */
     uint32_t response_timeout_ms;/* 504 when the server sends no response head; default 300s */
     uint32_t keepalive_timeout_ms; /* idle client keep-alive; default 60s */
     bool add_request_id;         /* X-Request-Id when absent; default true */

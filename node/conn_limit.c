@@ -88,13 +88,18 @@ claim:
 }
 
 enum voro_admit_result voro_conn_limits_admit(struct voro_conn_limits *l, const struct sockaddr *addr,
-                                              uint32_t max_total, uint32_t max_per_ip,
+                                              uint32_t max_total, uint32_t max_per_ip, uint32_t fds,
                                               struct voro_conn_admission *out)
 {
     out->ip_slot = -1;
+    out->fds = 0;
+    if (!voro_conn_limits_fd_take(l, fds))
+        return VORO_ADMIT_MAX_FDS;
+    out->fds = fds;
     uint32_t total = atomic_fetch_add(&l->total, 1) + 1;
     if (max_total && total > max_total) {
         atomic_fetch_sub(&l->total, 1);
+        voro_conn_limits_fd_give(l, fds);
         return VORO_ADMIT_MAX_CONNECTIONS;
     }
     uint64_t key = ip_key(addr);
@@ -103,6 +108,7 @@ enum voro_admit_result voro_conn_limits_admit(struct voro_conn_limits *l, const 
         int32_t slot = ip_slot_acquire(l, key, max_per_ip, &over);
         if (over) {
             atomic_fetch_sub(&l->total, 1);
+            voro_conn_limits_fd_give(l, fds);
             return VORO_ADMIT_MAX_PER_IP;
         }
         if (slot >= 0) {
@@ -121,6 +127,25 @@ void voro_conn_limits_release(struct voro_conn_limits *l, const struct voro_conn
     if (adm->ip_slot >= 0)
         atomic_fetch_sub(&l->ip_table[adm->ip_slot], 1);
     atomic_fetch_sub(&l->total, 1);
+    voro_conn_limits_fd_give(l, adm->fds);
+}
+
+bool voro_conn_limits_fd_take(struct voro_conn_limits *l, uint32_t n)
+{
+    if (n == 0)
+        return true;
+    uint32_t used = atomic_fetch_add_explicit(&l->fds, n, memory_order_relaxed) + n;
+    if (l->fd_cap && used > l->fd_cap) {
+        atomic_fetch_sub_explicit(&l->fds, n, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void voro_conn_limits_fd_give(struct voro_conn_limits *l, uint32_t n)
+{
+    if (n)
+        atomic_fetch_sub_explicit(&l->fds, n, memory_order_relaxed);
 }
 
 uint32_t voro_conn_limits_ip_count(struct voro_conn_limits *l, const struct sockaddr *addr)

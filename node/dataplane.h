@@ -13,7 +13,9 @@
 struct voro_dataplane {
     _Atomic(struct voro_snapshot *) current; /* the node holds one ref */
     struct voro_conn_limits limits;
-    uint32_t fd_connection_cap; /* proxied connections the fd limit allows (0 = not computed) */
+    /* Bytes of request bodies buffered for model routing, node-wide, against [http]
+     * max_buffered_body_memory (reserved per body, never per byte). */
+    _Atomic uint64_t body_memory;
     uint32_t pipes_per_worker;  /* splice pipes the fd budget allows each worker (UINT32_MAX = as configured) */
     _Atomic uint64_t generation;
     struct voro_udp_handovers udp_handovers;

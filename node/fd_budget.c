@@ -45,11 +45,16 @@ int voro_fd_budget_check(const struct voro_config *cfg, bool select_model, struc
     if (pipes * 2 * threads > spare / 4)
         pipes = spare / 4 / 2 / threads;
     out->pipes_per_worker = (uint32_t)pipes;
-    out->connections = (spare - pipes * 2 * threads) / 2;
-    VORO_INFO("node", "fd budget: limit %lu, %lu fixed, %u splice pipes per worker, room for about %lu proxied connections",
-              out->limit, fixed, out->pipes_per_worker, out->connections);
+    out->descriptors = spare - pipes * 2 * threads;
+    out->connections = out->descriptors / 2;
+    VORO_INFO("node",
+              "fd budget: limit %lu, %lu fixed, %u splice pipes per worker, %lu descriptors for traffic (about %lu L4 "
+              "connections, or as many idle HTTP clients as descriptors)",
+              out->limit, fixed, out->pipes_per_worker, out->descriptors, out->connections);
     if (!cfg->max_connections || cfg->max_connections > out->connections)
-        VORO_WARN("node", "max_connections %s%u is capped at %lu by the fd limit (raise LimitNOFILE to hold more)",
+        VORO_WARN("node",
+                  "max_connections %s%u: beyond about %lu L4 connections the fd limit refuses new clients "
+                  "(raise LimitNOFILE to hold more)",
                   cfg->max_connections ? "= " : "(unlimited) ", cfg->max_connections, out->connections);
     return 0;
 }

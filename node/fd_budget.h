@@ -13,7 +13,9 @@
 struct voro_fd_budget {
     unsigned long limit;        /* RLIMIT_NOFILE after raising the soft limit */
     unsigned long fixed;        /* descriptors the node keeps open regardless of traffic */
-    unsigned long connections;  /* proxied TCP connections that fit (2 fds each) */
+    unsigned long descriptors;  /* sockets traffic may hold: L4 connections take 2, HTTP clients 1 plus
+                                 * 1 per server connection in use or pooled */
+    unsigned long connections;  /* proxied L4 connections that fit (2 fds each) */
     uint32_t pipes_per_worker;  /* splice pipes each worker may keep (2 fds each), <= [server] pipes */
 };
 

@@ -338,7 +338,7 @@ int main(int argc, char **argv)
         voro_config_free(cfg);
         goto out_mask;
     }
-    node.dp.fd_connection_cap = budget.connections > UINT32_MAX ? UINT32_MAX : (uint32_t)budget.connections;
+    node.dp.limits.fd_cap = budget.descriptors > UINT32_MAX ? UINT32_MAX : (uint32_t)budget.descriptors;
     node.dp.pipes_per_worker = budget.pipes_per_worker;
     if (io_model_name) {
         node.io_model = forced_model;

@@ -59,6 +59,7 @@ static void sum_listener(const struct voro_snapshot *snap, size_t l, struct list
     X(rejected_max_connections, "rejected_max_connections_total", "counter", "Connections refused by max_connections") \
     X(rejected_per_ip, "rejected_per_ip_total", "counter", "Connections refused by max_connections_per_ip") \
     X(rejected_rate, "rejected_rate_total", "counter", "Connections refused by global_qps")              \
+    X(rejected_fds, "rejected_fd_budget_total", "counter", "Connections refused: the descriptor budget was spent") \
     X(no_server, "no_server_total", "counter", "Connections closed because no server was usable")        \
     X(connect_failures, "connect_failures_total", "counter", "Failed connects to servers")               \
     X(connect_retries, "connect_retries_total", "counter", "Connects retried on another server")         \
@@ -74,7 +75,10 @@ static void sum_listener(const struct voro_snapshot *snap, size_t l, struct list
     X(drained_aborts, "drain_aborted_total", "counter", "Connections cut when a drain period ended")            \
     X(http_requests, "http_requests_total", "counter", "HTTP requests read from clients")                  \
     X(http_local_errors, "http_local_errors_total", "counter", "HTTP error responses written by Voro itself") \
-    X(http_upstream_reused, "http_upstream_reused_total", "counter", "HTTP requests sent on a pooled server connection")
+    X(http_upstream_reused, "http_upstream_reused_total", "counter", "HTTP requests sent on a pooled server connection") \
+    X(http_client_aborts, "http_client_aborts_total", "counter", "HTTP requests aborted upstream because the client left") \
+    X(http_slow_clients, "http_slow_clients_total", "counter", "HTTP clients cut for a head or body slower than the deadline") \
+    X(http_body_memory_refused, "http_body_memory_refused_total", "counter", "HTTP requests refused (503): buffered-body memory cap reached")
 
 static void for_each_worker(const struct voro_node *node, void (*fn)(const struct voro_worker *w, bool retiring, void *ctx),
                             void *ctx)
@@ -133,9 +137,12 @@ int voro_stats_write_json(const struct voro_stats_source *src, struct voro_strbu
     voro_strbuf_printf(o, "\"threads\":%u,", node->n_workers);
     voro_strbuf_printf(o,
                        "\"limits\":{\"max_connections\":%u,\"max_connections_per_ip\":%u,\"global_qps\":%u,"
-                       "\"connections\":%u,\"per_ip_table_full\":%" PRIu64 "},",
+                       "\"connections\":%u,\"descriptors\":%u,\"descriptor_budget\":%u,"
+                       "\"body_memory_bytes\":%" PRIu64 ",\"per_ip_table_full\":%" PRIu64 "},",
                        cfg->max_connections, cfg->max_connections_per_ip, cfg->global_qps,
                        atomic_load(&((struct voro_node *)node)->dp.limits.total),
+                       atomic_load(&((struct voro_node *)node)->dp.limits.fds), node->dp.limits.fd_cap,
+                       (uint64_t)atomic_load(&((struct voro_node *)node)->dp.body_memory),
                        (uint64_t)atomic_load(&((struct voro_node *)node)->dp.limits.ip_table_full));
 
     voro_strbuf_puts(o, "\"listeners\":[");

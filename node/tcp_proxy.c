@@ -485,7 +485,7 @@ void voro_tcp_proxy_accepted(struct voro_worker *w, int listener, int fd)
     const struct voro_pool_config *pc = &cfg->pools[lc->pool_index];
     struct voro_listener_counters *lcount = voro_snapshot_listener_counters(view->snap, w->slot, (size_t)listener);
     struct voro_admission_ticket t;
-    if (!voro_worker_admit(w, listener, fd, pool_needs_client_address(pc), &t))
+    if (!voro_worker_admit(w, listener, fd, pool_needs_client_address(pc), 2, &t))
         return;
     struct voro_conn_admission adm = t.adm;
     bool admitted = t.admitted;

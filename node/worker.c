@@ -97,7 +97,8 @@ struct voro_server_counters *voro_worker_server_counters(struct voro_worker *w, 
 
 /* ---- accepting -------------------------------------------------------------------------- */
 
-bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_peer, struct voro_admission_ticket *t)
+bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_peer, uint32_t fds,
+                       struct voro_admission_ticket *t)
 {
     const struct voro_config *cfg = w->view->snap->cfg;
     struct voro_listener_counters *lcount = voro_snapshot_listener_counters(w->view->snap, w->slot, (size_t)listener);
@@ -118,16 +119,15 @@ bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_pe
         t->have_peer = true;
     }
     uint32_t max_total = cfg->max_connections;
-    uint32_t cap = w->dp->fd_connection_cap;
-    if (cap && (max_total == 0 || max_total > cap))
-        max_total = cap;
-    if (max_total || cfg->max_connections_per_ip) {
+    if (max_total || cfg->max_connections_per_ip || w->dp->limits.fd_cap) {
         static const struct sockaddr_in any = {.sin_family = AF_INET};
         const struct sockaddr *who = t->have_peer ? (const struct sockaddr *)&t->peer : (const struct sockaddr *)&any;
         enum voro_admit_result ar = voro_conn_limits_admit(&w->dp->limits, who, max_total, cfg->max_connections_per_ip,
-                                                           &t->adm);
+                                                           fds, &t->adm);
         if (ar != VORO_ADMIT_OK) {
-            voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip : &w->stats.rejected_max_connections,
+            voro_counter_add(ar == VORO_ADMIT_MAX_PER_IP ? &w->stats.rejected_per_ip
+                             : ar == VORO_ADMIT_MAX_FDS  ? &w->stats.rejected_fds
+                                                         : &w->stats.rejected_max_connections,
                              1);
             goto refuse;
         }
@@ -443,6 +443,7 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
     if (rc)
         goto fail_slab;
     if ((rc = voro_slab_init(&w->http_slab, voro_http_conn_size(), 64, max_conns, cfg->hugepages)) ||
+        (rc = voro_slab_init(&w->http_req_slab, voro_http_req_size(), 64, 0, cfg->hugepages)) ||
         (rc = voro_slab_init(&w->out_slab, voro_http_out_size(cfg), 16, 0, false)) ||
         (rc = voro_slab_init(&w->idle_slab, sizeof(struct voro_http_idle_conn), 256, 0, false)))
         goto fail_pipes;
@@ -450,6 +451,7 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
     return 0;
 fail_pipes:
     voro_slab_destroy(&w->http_slab);
+    voro_slab_destroy(&w->http_req_slab);
     voro_slab_destroy(&w->out_slab);
     voro_pipe_pool_destroy(&w->pipes);
 fail_slab:
@@ -495,6 +497,7 @@ void voro_worker_destroy(struct voro_worker *w)
     voro_slab_destroy(&w->idle_slab);
     voro_slab_destroy(&w->out_slab);
     voro_slab_destroy(&w->http_slab);
+    voro_slab_destroy(&w->http_req_slab);
     voro_slab_destroy(&w->conn_slab);
     voro_loop_destroy(w->loop);
     free(w);

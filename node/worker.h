@@ -27,6 +27,7 @@ struct voro_worker_stats {
     _Atomic uint64_t rejected_max_connections;
     _Atomic uint64_t rejected_per_ip;
     _Atomic uint64_t rejected_rate;
+    _Atomic uint64_t rejected_fds;    /* refused: the descriptor budget was spent */
     _Atomic uint64_t no_server;       /* no usable server (after retries) */
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t connect_retries;
@@ -44,6 +45,9 @@ struct voro_worker_stats {
     _Atomic uint64_t http_responses[5]; /* by class: 1xx (final: 101 only) .. 5xx, from servers */
     _Atomic uint64_t http_local_errors; /* responses Voro wrote itself (4xx/5xx with a JSON reason) */
     _Atomic uint64_t http_upstream_reused; /* requests sent on a pooled server connection */
+    _Atomic uint64_t http_client_aborts;   /* clients gone while their request was upstream: request aborted */
+    _Atomic uint64_t http_slow_clients;    /* clients cut for sending a head or body too slowly */
+    _Atomic uint64_t http_body_memory_refused; /* 503s: the node-wide cap on buffered bodies was reached */
 };
 
 /* Commands the control thread posts (bits of voro_worker.commands). */
@@ -90,6 +94,7 @@ struct voro_worker {
     struct voro_timer_wheel wheel;
     struct voro_slab conn_slab;
     struct voro_slab http_slab;   /* HTTP client connections */
+    struct voro_slab http_req_slab; /* state of HTTP requests in progress (idle connections hold none) */
     struct voro_slab out_slab;    /* rewritten heads and error responses (VORO_HTTP_OUT_SIZE each) */
     struct voro_slab idle_slab;   /* pooled server connections */
     struct voro_http_conn *http_conns; /* intrusive list of live HTTP connections */
@@ -150,11 +155,13 @@ struct voro_admission_ticket {
 };
 
 /* Admits an accepted fd on `listener`: this worker's share of global_qps, then the node-wide
- * and per-IP caps (the fd limit caps the total, like HAProxy's maxconn from ulimit, so the
- * admin API and health checks keep descriptors). The client address is looked up when
+ * and per-IP caps, and the descriptor budget: the connection takes `fds` slots of what the fd
+ * limit leaves for traffic (2 for an L4 connection, 1 for an HTTP client, whose server socket is
+ * counted only while it exists), so the admin API and health checks keep descriptors. The client address is looked up when
  * `need_peer` or per-IP limits are on. On refusal the fd is closed, the reason counted, and
  * false returned. */
-bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_peer, struct voro_admission_ticket *t);
+bool voro_worker_admit(struct voro_worker *w, int listener, int fd, bool need_peer, uint32_t fds,
+                       struct voro_admission_ticket *t);
 
 /* Stops accepting for a short back-off period (descriptors ran out). */
 void voro_worker_pause_accepts(struct voro_worker *w);
@@ -173,6 +180,7 @@ void voro_tcp_proxy_abort_all(struct voro_worker *w);
 
 /* http/http_proxy.c */
 size_t voro_http_conn_size(void);
+size_t voro_http_req_size(void);
 size_t voro_http_out_size(const struct voro_config *cfg);
 void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd);
 void voro_http_proxy_abort_all(struct voro_worker *w);

@@ -29,7 +29,7 @@ void voro_http_view_destroy(struct voro_worker *w, struct voro_http_view *hv)
         struct voro_http_idle_conn *c = hv->idle[i].head;
         while (c) {
             struct voro_http_idle_conn *next = c->next;
-            voro_loop_close(w->loop, c->fd);
+            voro_http_upstream_close(w, c->fd);
             voro_slab_free(&w->idle_slab, c);
             c = next;
         }
@@ -75,7 +75,7 @@ int voro_http_upstream_take(struct voro_worker *w, struct voro_worker_view *view
         voro_slab_free(&w->idle_slab, c);
         if (fresh && ((recent && !must_check) || still_open(fd)))
             return fd;
-        voro_loop_close(w->loop, fd);
+        voro_http_upstream_close(w, fd);
     }
     return -1;
 }
@@ -88,7 +88,7 @@ void voro_http_upstream_put(struct voro_worker *w, struct voro_worker_view *view
     if (l && l->count < max_idle)
         c = voro_slab_alloc(&w->idle_slab);
     if (!c) {
-        voro_loop_close(w->loop, fd);
+        voro_http_upstream_close(w, fd);
         return;
     }
     c->fd = fd;
@@ -113,7 +113,7 @@ void voro_http_upstream_expire(struct voro_worker *w, struct voro_worker_view *v
                 if (timeout && w->now_ms - c->since_ms >= timeout) {
                     *pp = c->next;
                     l->count--;
-                    voro_loop_close(w->loop, c->fd);
+                    voro_http_upstream_close(w, c->fd);
                     voro_slab_free(&w->idle_slab, c);
                 } else {
                     pp = &c->next;
@@ -121,4 +121,51 @@ void voro_http_upstream_expire(struct voro_worker *w, struct voro_worker_view *v
             }
         }
     }
+}
+
+void voro_http_upstream_close(struct voro_worker *w, int fd)
+{
+    voro_loop_close(w->loop, fd);
+    voro_conn_limits_fd_give(&w->dp->limits, 1);
+}
+
+/* Closes the pooled connection idle the longest in `view` (any server); false when none. */
+static bool evict_oldest_idle(struct voro_worker *w, struct voro_worker_view *view)
+{
+    if (!view->http)
+        return false;
+    struct voro_http_idle_list *best_list = NULL;
+    struct voro_http_idle_conn **best = NULL;
+    for (uint32_t i = 0; i < view->http->n; i++) {
+        struct voro_http_idle_list *l = &view->http->idle[i];
+        struct voro_http_idle_conn **pp = &l->head;
+        if (!*pp)
+            continue;
+        while ((*pp)->next) /* most recently used first: the tail is the oldest */
+            pp = &(*pp)->next;
+        if (!best || (*pp)->since_ms < (*best)->since_ms) {
+            best = pp;
+            best_list = l;
+        }
+    }
+    if (!best)
+        return false;
+    struct voro_http_idle_conn *c = *best;
+    *best = NULL;
+    best_list->count--;
+    voro_http_upstream_close(w, c->fd);
+    voro_slab_free(&w->idle_slab, c);
+    return true;
+}
+
+int voro_http_upstream_reserve_fd(struct voro_worker *w, struct voro_worker_view *view)
+{
+    for (int i = 0; i < 2; i++) {
+        if (voro_conn_limits_fd_take(&w->dp->limits, 1))
+            return 0;
+        /* Spent: an idle pooled connection is worth less than a request waiting for a server. */
+        if (!evict_oldest_idle(w, view))
+            break;
+    }
+    return -EMFILE;
 }

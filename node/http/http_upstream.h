@@ -44,4 +44,12 @@ void voro_http_upstream_put(struct voro_worker *w, struct voro_worker_view *view
 /* Closes idle connections older than their pool's idle timeout (call about once a second). */
 void voro_http_upstream_expire(struct voro_worker *w, struct voro_worker_view *view);
 
+/* Every server socket of the HTTP proxy holds one slot of the node's descriptor budget from
+ * before socket() until it is closed, whether in use or pooled. */
+/* Takes a slot for a server socket about to be opened, closing this worker's longest-idle pooled
+ * connection when the budget is spent. Returns 0, or -EMFILE when no slot can be had. */
+int voro_http_upstream_reserve_fd(struct voro_worker *w, struct voro_worker_view *view);
+/* Closes a server socket and gives its slot back. */
+void voro_http_upstream_close(struct voro_worker *w, int fd);
+
 #endif

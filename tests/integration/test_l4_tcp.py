@@ -219,7 +219,7 @@ def case_fd_limit_caps_connections(r, model):
     v = Voro(r.args.voro, config(port, [b.addr], threads=1), io_model=model, preexec_fn=low_fd_limit)
     clients = []
     try:
-        m = re.search(r"room for about (\d+) proxied connections", v.log_text())
+        m = re.search(r"about (\d+) L4 connections", v.log_text())
         assert m, v.log_text()
         cap = int(m.group(1))
         assert 10 < cap < 200, cap
@@ -232,7 +232,7 @@ def case_fd_limit_caps_connections(r, model):
         assert is_closed_by_peer(extra), "a connection beyond the fd cap must be closed"
         extra.close()
         st = v.stats()  # the admin API still has descriptors
-        assert sum(w["rejected_max_connections"] for w in st["workers"]) == 1, st["workers"]
+        assert sum(w["rejected_fds"] for w in st["workers"]) == 1, st["workers"]
         assert st["limits"]["connections"] == cap
         clients[0].sendall(b"z")
         assert recv_exactly(clients[0], 1) == b"z"

@@ -29,17 +29,48 @@ static void test_max_total(void **state)
     for (int i = 0; i < 3; i++) {
         snprintf(ip, sizeof(ip), "10.0.0.%d", i + 1);
         struct sockaddr_in a = v4(ip);
-        assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, &adm[i]), VORO_ADMIT_OK);
+        assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, 1, &adm[i]), VORO_ADMIT_OK);
     }
     struct sockaddr_in a = v4("10.0.0.9");
     struct voro_conn_admission extra;
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, &extra), VORO_ADMIT_MAX_CONNECTIONS);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, 1, &extra), VORO_ADMIT_MAX_CONNECTIONS);
     assert_int_equal(atomic_load(&l.total), 3);
     voro_conn_limits_release(&l, &adm[0]);
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, &extra), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, 1, &extra), VORO_ADMIT_OK);
     voro_conn_limits_release(&l, &extra);
     voro_conn_limits_release(&l, &adm[1]);
     voro_conn_limits_release(&l, &adm[2]);
+    assert_int_equal(atomic_load(&l.total), 0);
+    voro_conn_limits_destroy(&l);
+}
+
+/* The descriptor budget: an L4 connection takes two slots, an HTTP client one; server sockets
+ * take theirs separately; a refusal for any reason gives back what it took. */
+static void test_fd_budget(void **state)
+{
+    (void)state;
+    struct voro_conn_limits l;
+    assert_int_equal(voro_conn_limits_init(&l, 1024), 0);
+    l.fd_cap = 5;
+    struct sockaddr_in a = v4("10.0.0.1");
+    struct voro_conn_admission tcp, http1, http2, extra;
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 0, 2, &tcp), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 0, 1, &http1), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 0, 1, &http2), VORO_ADMIT_OK);
+    assert_true(voro_conn_limits_fd_take(&l, 1)); /* a server socket for http1: 5 of 5 */
+    assert_false(voro_conn_limits_fd_take(&l, 1));
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 0, 1, &extra), VORO_ADMIT_MAX_FDS);
+    assert_int_equal(atomic_load(&l.total), 3);
+    assert_int_equal(atomic_load(&l.fds), 5);
+    voro_conn_limits_fd_give(&l, 1);
+    /* A refusal by max_connections gives its slots back. */
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 3, 0, 1, &extra), VORO_ADMIT_MAX_CONNECTIONS);
+    assert_int_equal(atomic_load(&l.fds), 4);
+    voro_conn_limits_release(&l, &tcp);
+    assert_int_equal(atomic_load(&l.fds), 2);
+    voro_conn_limits_release(&l, &http1);
+    voro_conn_limits_release(&l, &http2);
+    assert_int_equal(atomic_load(&l.fds), 0);
     assert_int_equal(atomic_load(&l.total), 0);
     voro_conn_limits_destroy(&l);
 }
@@ -51,17 +82,17 @@ static void test_per_ip(void **state)
     assert_int_equal(voro_conn_limits_init(&l, 1024), 0);
     struct sockaddr_in a = v4("192.0.2.1"), b = v4("192.0.2.2");
     struct voro_conn_admission adm[4];
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, &adm[0]), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, 1, &adm[0]), VORO_ADMIT_OK);
     a.sin_port = htons(999); /* the port does not matter */
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, &adm[1]), VORO_ADMIT_OK);
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, &adm[2]), VORO_ADMIT_MAX_PER_IP);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, 1, &adm[1]), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, 1, &adm[2]), VORO_ADMIT_MAX_PER_IP);
     assert_int_equal(voro_conn_limits_ip_count(&l, (struct sockaddr *)&a), 2);
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&b, 0, 2, &adm[3]), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&b, 0, 2, 1, &adm[3]), VORO_ADMIT_OK);
     assert_int_equal(voro_conn_limits_ip_count(&l, (struct sockaddr *)&b), 1);
     assert_int_equal(atomic_load(&l.total), 3); /* the refused one was not counted */
     voro_conn_limits_release(&l, &adm[0]);
     assert_int_equal(voro_conn_limits_ip_count(&l, (struct sockaddr *)&a), 1);
-    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, &adm[0]), VORO_ADMIT_OK);
+    assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 2, 1, &adm[0]), VORO_ADMIT_OK);
     voro_conn_limits_release(&l, &adm[0]);
     voro_conn_limits_release(&l, &adm[1]);
     voro_conn_limits_release(&l, &adm[3]);
@@ -85,7 +116,7 @@ static void test_ipv6_and_slot_reuse(void **state)
             a.sin6_addr.s6_addr[1] = 0x01;
             memcpy(&a.sin6_addr.s6_addr[8], &round, sizeof(round));
             memcpy(&a.sin6_addr.s6_addr[12], &i, sizeof(i));
-            assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 1, &adm[i]), VORO_ADMIT_OK);
+            assert_int_equal(voro_conn_limits_admit(&l, (struct sockaddr *)&a, 0, 1, 1, &adm[i]), VORO_ADMIT_OK);
             assert_true(adm[i].ip_slot >= 0);
         }
         for (int i = 0; i < 500; i++)
@@ -107,7 +138,7 @@ static void *race_thread(void *p)
     struct sockaddr_in a = v4("198.51.100.7");
     for (int i = 0; i < 20000; i++) {
         struct voro_conn_admission adm;
-        if (voro_conn_limits_admit(ra->l, (struct sockaddr *)&a, 0, 4, &adm) == VORO_ADMIT_OK) {
+        if (voro_conn_limits_admit(ra->l, (struct sockaddr *)&a, 0, 4, 1, &adm) == VORO_ADMIT_OK) {
             ra->admitted++;
             /* Never more than the cap in flight, whatever the interleaving. */
             if (voro_conn_limits_ip_count(ra->l, (struct sockaddr *)&a) > 4)
@@ -168,7 +199,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_total),
-        cmocka_unit_test(test_per_ip),
+        cmocka_unit_test(test_fd_budget), cmocka_unit_test(test_per_ip),
         cmocka_unit_test(test_ipv6_and_slot_reuse),
         cmocka_unit_test(test_threads_never_exceed_cap),
         cmocka_unit_test(test_token_bucket),
