@@ -275,7 +275,7 @@ def case_select_beyond_fd_setsize(r, model):
                 refused += 1
         assert served + refused == 600 and served > 100 and refused > 0, (served, refused)
         st = v.stats()
-        assert sum(w["rejected_max_connections"] for w in st["workers"]) == refused
+        assert sum(w["rejected_fds"] for w in st["workers"]) == refused
     finally:
         for c in clients:
             c.close()
