@@ -444,6 +444,7 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
         goto fail_slab;
     if ((rc = voro_slab_init(&w->http_slab, voro_http_conn_size(), 64, max_conns, cfg->hugepages)) ||
         (rc = voro_slab_init(&w->http_req_slab, voro_http_req_size(), 64, 0, cfg->hugepages)) ||
+        (rc = voro_slab_init(&w->http_small_slab, voro_http_small_head_size(), 64, 0, false)) ||
         (rc = voro_slab_init(&w->out_slab, voro_http_out_size(cfg), 16, 0, false)) ||
         (rc = voro_slab_init(&w->idle_slab, sizeof(struct voro_http_idle_conn), 256, 0, false)))
         goto fail_pipes;
@@ -452,6 +453,7 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
 fail_pipes:
     voro_slab_destroy(&w->http_slab);
     voro_slab_destroy(&w->http_req_slab);
+    voro_slab_destroy(&w->http_small_slab);
     voro_slab_destroy(&w->out_slab);
     voro_pipe_pool_destroy(&w->pipes);
 fail_slab:
@@ -498,6 +500,7 @@ void voro_worker_destroy(struct voro_worker *w)
     voro_slab_destroy(&w->out_slab);
     voro_slab_destroy(&w->http_slab);
     voro_slab_destroy(&w->http_req_slab);
+    voro_slab_destroy(&w->http_small_slab);
     voro_slab_destroy(&w->conn_slab);
     voro_loop_destroy(w->loop);
     free(w);

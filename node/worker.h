@@ -95,6 +95,7 @@ struct voro_worker {
     struct voro_slab conn_slab;
     struct voro_slab http_slab;   /* HTTP client connections */
     struct voro_slab http_req_slab; /* state of HTTP requests in progress (idle connections hold none) */
+    struct voro_slab http_small_slab; /* partial request heads kept out of receive buffers */
     struct voro_slab out_slab;    /* rewritten heads and error responses (VORO_HTTP_OUT_SIZE each) */
     struct voro_slab idle_slab;   /* pooled server connections */
     struct voro_http_conn *http_conns; /* intrusive list of live HTTP connections */
@@ -181,6 +182,8 @@ void voro_tcp_proxy_abort_all(struct voro_worker *w);
 /* http/http_proxy.c */
 size_t voro_http_conn_size(void);
 size_t voro_http_req_size(void);
+size_t voro_http_small_head_size(void);
+#define VORO_HTTP_SMALL_HEAD 1000 /* bytes of a partial request head kept outside receive buffers */
 size_t voro_http_out_size(const struct voro_config *cfg);
 void voro_http_proxy_accepted(struct voro_worker *w, int listener, int fd);
 void voro_http_proxy_abort_all(struct voro_worker *w);

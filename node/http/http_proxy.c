@@ -273,13 +273,52 @@ static void req_end(struct voro_http_conn *c)
     c->rq = NULL;
 }
 
+/* A partial request head waiting for more bytes is kept in a small per-connection chunk instead
+ * of a loop receive buffer when it fits, so clients that trickle their heads (slowloris) hold
+ * node memory of about 1 KB each and no receive buffer: the loop's buffers stay free for the
+ * traffic that moves (responses above all). Any new byte moves the head back into the receive
+ * buffer it arrived in (in_append), so a complete head is always in a loop buffer. */
+struct voro_http_small_head {
+    struct voro_buf b; /* b.id == SMALL_HEAD_ID marks it; b.data points at `data` */
+    uint8_t data[VORO_HTTP_SMALL_HEAD];
+};
+#define SMALL_HEAD_ID UINT32_MAX
+
+size_t voro_http_small_head_size(void) { return sizeof(struct voro_http_small_head); }
+
+static void in_buf_release(struct voro_worker *w, struct voro_buf *b)
+{
+    if (b->id == SMALL_HEAD_ID)
+        voro_slab_free(&w->http_small_slab, b);
+    else
+        voro_loop_buf_release(w->loop, b);
+}
+
+/* Moves what `in` holds into a small chunk when it fits (the connection waits for more). */
+static void in_compact(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    if (!c->in || c->in->id == SMALL_HEAD_ID || c->in_len - c->in_off > VORO_HTTP_SMALL_HEAD)
+        return;
+    struct voro_http_small_head *sh = voro_slab_alloc_uninit(&w->http_small_slab);
+    if (!sh)
+        return; /* keep the receive buffer */
+    uint32_t n = c->in_len - c->in_off;
+    memcpy(sh->data, c->in->data + c->in_off, n);
+    sh->b = (struct voro_buf){.data = sh->data, .len = n, .cap = VORO_HTTP_SMALL_HEAD, .id = SMALL_HEAD_ID};
+    voro_loop_buf_release(w->loop, c->in);
+    c->in = &sh->b;
+    c->in_off = 0;
+    c->in_len = n;
+}
+
 /* Lets go of the client head buffer once every byte in it was forwarded (a connection holds a
  * receive buffer only while it has bytes not yet dealt with). Only called when no send from it
  * is pending. */
 static void in_release_if_done(struct voro_http_conn *c)
 {
     if (c->in && c->in_off >= c->in_len) {
-        voro_loop_buf_release(c->w->loop, c->in);
+        in_buf_release(c->w, c->in);
         c->in = NULL;
         c->in_off = c->in_len = 0;
     }
@@ -339,7 +378,7 @@ static void conn_maybe_free(struct voro_http_conn *c)
     struct voro_worker *w = c->w;
     voro_timer_del(&w->wheel, &c->timer);
     if (c->in)
-        voro_loop_buf_release(w->loop, c->in);
+        in_buf_release(w, c->in);
     c->pending = 0;
     release_server(c, false);
     req_end(c);
@@ -675,7 +714,7 @@ static void response_head_done(struct voro_http_conn *c)
         memcpy(down->data, c->rq->rout, out_len);
         down->len = (uint32_t)out_len + extra;
         struct voro_buf *up = NULL;
-        if (c->in && c->in_len > c->in_off) {
+        if (c->in && c->in_len > c->in_off && c->in->id != SMALL_HEAD_ID) { /* never small: see in_compact */
             up = c->in;
             memmove(up->data, up->data + c->in_off, c->in_len - c->in_off);
             up->len = c->in_len - c->in_off;
@@ -975,7 +1014,7 @@ static void on_client_body_recv(struct voro_op *op, int res)
          * (the body part goes out from it first; `in` holds nothing else now: its bytes were
          * all forwarded before this read was armed). */
         if (c->in)
-            voro_loop_buf_release(w->loop, c->in);
+            in_buf_release(w, c->in);
         c->in = buf;
         c->in_off = (uint32_t)take;
         c->in_len = (uint32_t)res;
@@ -1637,6 +1676,23 @@ static bool in_append(struct voro_http_conn *c, struct voro_buf *buf, int res)
         c->in_len = (uint32_t)res;
         return true;
     }
+    if (c->in->id == SMALL_HEAD_ID) {
+        /* Back into a receive buffer: the kept bytes go in front of the new ones. */
+        uint32_t kept = c->in_len - c->in_off;
+        if (kept + (uint32_t)res > buf->cap) {
+            voro_loop_buf_release(w->loop, buf);
+            return false;
+        }
+        memmove(buf->data + kept, buf->data, (size_t)res);
+        memcpy(buf->data, c->in->data + c->in_off, kept);
+        in_buf_release(w, c->in);
+        if (c->rq)
+            c->rq->next_off = c->rq->next_off >= c->in_off ? c->rq->next_off - c->in_off : 0;
+        c->in = buf;
+        c->in_off = 0;
+        c->in_len = kept + (uint32_t)res;
+        return true;
+    }
     if (c->in_off) {
         memmove(c->in->data, c->in->data + c->in_off, c->in_len - c->in_off);
         c->in_len -= c->in_off;
@@ -1758,6 +1814,7 @@ static void client_read_head(struct voro_http_conn *c)
     }
     if (c->pending & P_CLIENT_RECV)
         return; /* the read armed while the last request was upstream is still waiting */
+    in_compact(c);
     c->c_recv = (struct voro_op){.cb = on_client_head_recv, .data = c};
     if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0)
         c->pending |= P_CLIENT_RECV;
@@ -1796,7 +1853,7 @@ static void request_begin(struct voro_http_conn *c)
     /* The request state goes back to the slab; the next one is taken with its first byte. */
     req_end(c);
     if (c->in && c->in_off >= c->in_len) {
-        voro_loop_buf_release(w->loop, c->in);
+        in_buf_release(w, c->in);
         c->in = NULL;
         c->in_off = c->in_len = 0;
     } else if (c->in && c->in_off) {
