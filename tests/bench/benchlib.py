@@ -119,3 +119,19 @@ def tail(path, n=15):
             return "".join(f.readlines()[-n:]).strip()
     except OSError:
         return ""
+
+
+def strict():
+    """True in CI (CI=true, as CI services set it) or with VORO_TEST_STRICT=1 (scripts/test.sh):
+    a peer program the install script installs (haproxy, nginx, wrk, iperf3, h2load) being
+    missing is then a failure, not a skip."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return ci not in ("", "0", "false", "no") or os.environ.get("VORO_TEST_STRICT", "") == "1"
+
+
+def missing_peer(tool, what):
+    """Status for a peer program that is not there: a failure under strict(), else a skip.
+    Returns (status text, failed)."""
+    if strict():
+        return f"missing: {what} (required in CI / VORO_TEST_STRICT=1; scripts/install-deps.sh installs it)", True
+    return f"skipped: {what}", False
