@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -544,6 +545,11 @@ def case_dynamic_backends_reach_data_plane(r, ctx):
     for n in nodes:
         wait_until(lambda: seen_down(n), timeout=10, what=f"n{n.idx} sees the dead backend down")
         assert n.status()["backends"] == {"up": 1, "down": 1, "draining": 0}, (n.idx, n.status()["backends"])
+    # vorocluster status prints the same counts: the configured b1 and the dead dynamic backend
+    vc = os.path.join(r.args.build_dir, "vorocluster")
+    p = subprocess.run([vc, "--admin", f"127.0.0.1:{nodes[0].admin_port}", "status"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, VOROCLUSTER_TOKEN=TOKEN))
+    assert p.returncode == 0 and "backends: 1 up, 1 down, 0 draining" in p.stdout, (p.returncode, p.stdout, p.stderr)
     s, d = nodes[0].api("DELETE", "/cluster/backends", {"pool": "b", "address": dead})
     assert s == 200, (s, d)
     for n in nodes:
