@@ -36,7 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from benchlib import missing_peer, PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
+from benchlib import missing_peer, voro_io_model_problem, PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LABEL = {"direct": "direct (no proxy)", "haproxy": "HAProxy", "nginx": "nginx", "voro": "Voro"}
@@ -538,6 +538,8 @@ def run_one(a, kind, backend_port, expect_body):
                direct_port=backend_port, tag="httpbench")
     try:
         why = px.start()
+        if not why and kind == "voro":
+            why = voro_io_model_problem(admin, a.voro_io_model)
         if why:
             res["status"] = "failed to start"
             res["detail"] = why

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from benchlib import missing_peer, PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
+from benchlib import missing_peer, voro_io_model_problem, PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # "direct" is no proxy at all: the load talks to the backends, which shows the load core's own ceiling.
@@ -525,6 +525,8 @@ def run_one(a, name, backends):
     px = Proxy(name, a, backends)
     try:
         why = px.start()
+        if not why and name.startswith("voro"):
+            why = voro_io_model_problem(px.ports["admin"], name[5:] if name.startswith("voro-") else a.voro_io_models[0])
         if why:
             res["status"] = "failed to start"
             res["detail"] = why
