@@ -28,6 +28,10 @@ struct voro_cluster_hooks {
      * down (*reason set, borrowed for the call), -1 when the config in force has no such
      * server. Used by GET /cluster/backends and /cluster/status. May be NULL. */
     int (*server_health)(void *ctx, const char *pool, const char *address, const char **reason);
+    /* Every server of every pool in the config in force (configured and merged dynamic ones),
+     * counted by this node's verdict into *up and *down. Returns 0, or -ENOENT when no config
+     * is in force. Used by /cluster/status. May be NULL. */
+    int (*server_counts)(void *ctx, size_t *up, size_t *down);
 };
 
 /* Creates the cluster member described by cfg's [cluster] keys (cfg->cluster_enabled must be

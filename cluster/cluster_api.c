@@ -268,10 +268,28 @@ static void h_status(void *ctx, const struct voro_admin_request *req, struct vor
                        cl->raft_started ? (uint64_t)cl->raft.commit_index : 0,
                        cl->raft_started ? (uint64_t)raft_last_applied(&cl->raft) : 0);
     voro_cl_json_members(cl, sb);
+    /* Every server in force counts, configured or dynamic; a dynamic backend merged into the
+     * config is already among them (only its draining is told apart), one not (yet) in force is
+     * counted by its own health as before. */
     size_t up = 0, down = 0, draining = 0;
+    bool counted = cl->hooks.server_counts && cl->hooks.server_counts(cl->hooks.ctx, &up, &down) == 0;
     for (size_t i = 0; i < cl->state.n_backends; i++) {
+        const struct voro_backend *b = &cl->state.backends[i];
         const char *reason;
-        enum voro_health_state st = backend_health(cl, &cl->state.backends[i], &reason);
+        int local = counted && cl->hooks.server_health
+                        ? cl->hooks.server_health(cl->hooks.ctx, b->pool, b->address, &reason)
+                        : -1;
+        if (local >= 0) {
+            if (b->draining) {
+                if (local && up)
+                    up--;
+                else if (!local && down)
+                    down--;
+                draining++;
+            }
+            continue;
+        }
+        enum voro_health_state st = backend_health(cl, b, &reason);
         if (st == VORO_HEALTH_DRAINING)
             draining++;
         else if (st == VORO_HEALTH_DOWN)

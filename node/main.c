@@ -210,6 +210,23 @@ static int member_server_health(void *ctx, const char *pool, const char *address
     return -1;
 }
 
+static int member_server_counts(void *ctx, size_t *up, size_t *down)
+{
+    struct member *m = ctx;
+    if (!m->node->current)
+        return -ENOENT;
+    const struct voro_config *cfg = m->node->current->cfg;
+    for (size_t p = 0; p < cfg->n_pools; p++)
+        for (size_t s = 0; s < cfg->pools[p].n_servers; s++) {
+            const char *reason;
+            if (voro_control_server_up(m->control, p, s, &reason))
+                (*up)++;
+            else
+                (*down)++;
+        }
+    return 0;
+}
+
 static void member_on_shutdown(void *ctx, int signo)
 {
     struct member *m = ctx;
@@ -368,7 +385,8 @@ int main(int argc, char **argv)
     if (is_member) {
         struct voro_cluster_hooks ch = {.ctx = &member, .on_config = member_on_config,
                                         .on_backends = member_on_backends,
-                                        .server_health = member_server_health};
+                                        .server_health = member_server_health,
+                                        .server_counts = member_server_counts};
         if ((rc = voro_cluster_create(&member.cluster, control, node.current->cfg, &ch)) != 0) {
             VORO_ERROR("node", "cannot start the cluster member: %s", strerror(-rc));
             goto out_control;

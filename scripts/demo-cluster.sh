@@ -64,29 +64,22 @@ sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$lport/g" \
     "$here/deploy/cluster/cluster.conf" >"$work/cluster.conf"
 "$voro" -t "$work/cluster.conf" >/dev/null
 
-# Does this voro know the [cluster] section yet (the control-plane side of the cluster)?
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf '[cluster]\nnode_id = 1\nraft_address = 127.0.0.1:%s\ntoken = x\n' $((base + 201)) >"$work/probe.conf"
-cat "$work/cluster.conf" >>"$work/probe.conf"
-cluster_keys=yes
-"$voro" -t "$work/probe.conf" >/dev/null 2>&1 || cluster_keys=no
 
-# Each node's local file: node1..3.conf with this demo's ports and temp data dirs, the [cluster]
-# section switched on when voro knows it, and a seed copy of the cluster part so that a node also
-# starts before the cluster has a config (the pushed version replaces it).
+# Each node's local file: node1..3.conf with this demo's ports and temp data dirs (its seed
+# listener and pool serve until the pushed cluster config replaces them).
 for i in 1 2 3; do
   mkdir -p "$work/node$i"
   sed -e "s|/var/lib/voro/node$i|$work/node$i|" \
       -e "s/127\.0\.0\.1:910$i/127.0.0.1:$((base + 100 + i))/" \
       -e "s/127\.0\.0\.1:808$i/127.0.0.1:$((base + 80 + i))/" \
       -e "s/127\.0\.0\.1:700$i/127.0.0.1:$((base + 200 + i))/" \
+      -e "s/127\.0\.0\.1:8080/127.0.0.1:$lport/g" \
+      -e "s/127\.0\.0\.1:8001/127.0.0.1:$((base + 1))/g" -e "s/127\.0\.0\.1:8002/127.0.0.1:$((base + 2))/g" \
+      -e "s/127\.0\.0\.1:8003/127.0.0.1:$((base + 3))/g" -e "s/127\.0\.0\.1:8004/127.0.0.1:$((base + 4))/g" \
       -e "s/change-me-to-a-long-random-string/$token/" \
       -e "s/^io_model = .*/io_model = ${VORO_DEMO_IO_MODEL:-io_uring}/" \
       "$here/deploy/cluster/node$i.conf" >"$work/node$i.conf"
-  if [ "$cluster_keys" = yes ]; then
-    sed -i -e 's/^# \[cluster\]/[cluster]/' -e 's/^# \(node_id\|name\|data_dir\|raft_address\|token\) /\1 /' "$work/node$i.conf"
-  fi
-  cat "$work/cluster.conf" >>"$work/node$i.conf"
   "$voro" -t "$work/node$i.conf" >/dev/null
   start "node$i" "$work/node$i.log" "$voro" -c "$work/node$i.conf"
   wait_http "http://127.0.0.1:$((base + 100 + i))/healthz" "voro node$i" "${pids[-1]}" || { cat "$work/node$i.log" >&2; exit 1; }
@@ -100,9 +93,7 @@ echo "== vorocluster --admin $admin1 init"
 if ! "$vc" --admin "$admin1" init; then
   cat >&2 <<MSG
 
-demo-cluster: 'vorocluster init' failed on node1 ($admin1): the three nodes and four gpusims run,
-but this voro does not serve the cluster API yet (the Raft control plane is not built in, or its
-[cluster] keys are unknown: [cluster] section accepted by voro -t: $cluster_keys).
+demo-cluster: 'vorocluster init' failed on node1 ($admin1) (the three nodes and four gpusims run).
 See docs/cluster.md; logs were in $work (removed on exit).
 MSG
   exit 1

@@ -5,7 +5,7 @@ packages=(
   build-essential cmake pkg-config git python3 curl iproute2 procps
   liburing-dev libraft-dev libuv1-dev libmsgpack-dev libnghttp2-dev libssl-dev liblz4-dev
   libcmocka-dev clang libclang-rt-14-dev
-  haproxy nginx libnginx-mod-stream iperf3 wrk keepalived
+  haproxy nginx libnginx-mod-stream iperf3 wrk nghttp2-client keepalived
 )
 missing=()
 for p in "${packages[@]}"; do

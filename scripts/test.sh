@@ -6,6 +6,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install-deps.sh"
 jobs=$(nproc)
+# Strict: a missing peer program (haproxy, nginx, wrk, iperf3, h2load), io_uring missing on a
+# kernel that has it, or missing fuzz seeds fail the run instead of being skipped (CI=true does the same).
+export VORO_TEST_STRICT=1
 
 echo "== release build =="
 "$here/scripts/build.sh" release >/dev/null

@@ -18,17 +18,21 @@ add_test(NAME bench.gpu_farm
                  --md-out ${CMAKE_CURRENT_BINARY_DIR}/gpu_farm_results.md)
 set_tests_properties(bench.gpu_farm PROPERTIES LABELS "bench" TIMEOUT 2400 RUN_SERIAL TRUE)
 
-# Smokes (< 60 s each): every present proxy must answer every request correctly; Voro failing to start is
-# reported, not a failure (add --require-voro once its HTTP mode is in).
+# Smokes (< 60 s each): every present proxy must answer every request correctly; Voro must run (its
+# failing to start fails the smoke); run through expect_run.py (tests/bench/CMakeLists.txt), which
+# checks the exit status and that Voro's row says ok.
 add_test(NAME bench.http_smoke
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/http_bench.py --smoke
+         COMMAND ${VORO_EXPECT_RUN} --exit 0 --expect [=[^- Voro: ok \(1 repeats\)$]=] --
+                 ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/http_bench.py --smoke
                  --voro $<TARGET_FILE:voro> --http-backend $<TARGET_FILE:http_backend>
                  --json-out ${CMAKE_CURRENT_BINARY_DIR}/http_bench_smoke.json
                  --md-out ${CMAKE_CURRENT_BINARY_DIR}/http_bench_smoke.md)
 set_tests_properties(bench.http_smoke PROPERTIES LABELS "bench-smoke" TIMEOUT 120 RUN_SERIAL TRUE)
 
 add_test(NAME bench.gpu_farm_smoke
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/gpu_farm_bench.py --smoke
+         COMMAND ${VORO_EXPECT_RUN} --exit 0 --expect [=[^\| Voro gpu_aware \|.*\| ok \(1 runs\) \|$]=]
+                 --expect [=[^\| Voro \|.*\| ok \|$]=] --
+                 ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/gpu_farm_bench.py --smoke
                  --voro $<TARGET_FILE:voro> --gpusim $<TARGET_FILE:gpusim>
                  --openloop ${CMAKE_CURRENT_SOURCE_DIR}/openloop.py
                  --json-out ${CMAKE_CURRENT_BINARY_DIR}/gpu_farm_smoke.json

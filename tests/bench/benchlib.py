@@ -119,3 +119,51 @@ def tail(path, n=15):
             return "".join(f.readlines()[-n:]).strip()
     except OSError:
         return ""
+
+
+def strict():
+    """True in CI (CI=true, as CI services set it) or with VORO_TEST_STRICT=1 (scripts/test.sh):
+    a peer program the install script installs (haproxy, nginx, wrk, iperf3, h2load) being
+    missing is then a failure, not a skip."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return ci not in ("", "0", "false", "no") or os.environ.get("VORO_TEST_STRICT", "") == "1"
+
+
+def missing_peer(tool, what):
+    """Status for a peer program that is not there: a failure under strict(), else a skip.
+    Returns (status text, failed)."""
+    if strict():
+        return f"missing: {what} (required in CI / VORO_TEST_STRICT=1; scripts/install-deps.sh installs it)", True
+    return f"skipped: {what}", False
+
+
+def kernel_has_io_uring():
+    """Linux 5.6 or later (what Voro's loop uses) and io_uring not switched off (io_uring_disabled 2)."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    if (major, minor) < (5, 6):
+        return False
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            return f.read().strip() != "2"
+    except OSError:
+        return True
+
+
+def voro_io_model_problem(admin_port, requested):
+    """Under strict(), a Voro asked for io_uring on a kernel that has it must run io_uring (read
+    from its /stats), not fall back to epoll unnoticed. Returns what is wrong, or None."""
+    if requested != "io_uring" or not strict() or not kernel_has_io_uring():
+        return None
+    import json
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/stats", timeout=5) as r:
+            running = json.loads(r.read())["io_model"]["running"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"cannot read the io model from /stats: {e}"
+    if running != "io_uring":
+        return f"io_uring requested on kernel {os.uname().release}, which has it, but Voro runs {running}"
+    return None

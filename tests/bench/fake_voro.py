@@ -5,9 +5,12 @@ It reads the same INI as voro ([listener X] bind/pool, [pool Y] server = NAME HO
 TCP with one selectors loop. FAKE_VORO_MODE=corrupt flips one byte of every chunk coming back from the
 backend, so the driver's integrity check can be shown to fail; corrupt-late does so only from the 20th
 connection on (past the driver's first echo check, so tcpload must catch it); exit exits at once.
+Its admin address answers any request with the /stats io_model object: running = the configured
+model, or epoll with FAKE_VORO_MODE=fallback (a silent io_uring fallback the driver must catch in CI).
 """
 
 import configparser
+import json
 import os
 import selectors
 import signal
@@ -29,7 +32,35 @@ def parse(path):
         if sec.startswith("listener ") and cp[sec].get("mode", "tcp") == "tcp":
             host, port = cp[sec]["bind"].rsplit(":", 1)
             routes.append(((host, int(port)), pools[cp[sec]["pool"]]))
-    return routes
+    admin = None
+    if cp.has_option("node", "admin_address"):
+        host, port = cp["node"]["admin_address"].rsplit(":", 1)
+        admin = (host, int(port))
+    io_model = cp.get("server", "io_model", fallback="io_uring")
+    return routes, admin, io_model
+
+
+def answer_admin(ls, configured, running):
+    """One blocking request/answer on the admin socket: the /stats io_model object, whatever the path."""
+    try:
+        c, _ = ls.accept()
+    except BlockingIOError:
+        return
+    try:
+        c.settimeout(2)
+        buf = b""
+        while b"\r\n\r\n" not in buf and len(buf) < 8192:
+            d = c.recv(4096)
+            if not d:
+                break
+            buf += d
+        body = json.dumps({"io_model": {"configured": configured, "running": running}}).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    except OSError:
+        pass
+    finally:
+        c.close()
 
 
 class Pipe:
@@ -50,8 +81,16 @@ def main():
     if mode == "exit":
         print("fake_voro: exiting as asked", file=sys.stderr)
         return 3
-    routes = parse(sys.argv[2])
+    routes, admin, io_model = parse(sys.argv[2])
     sel = selectors.DefaultSelector()
+    if admin:
+        als = socket.socket()
+        als.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        als.bind(admin)
+        als.listen(64)
+        als.setblocking(False)
+        sel.register(als, selectors.EVENT_READ, ("admin", None))
+    running = "epoll" if mode == "fallback" else io_model
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     for addr, target in routes:
@@ -80,6 +119,9 @@ def main():
     while not stop:
         for key, ev in sel.select(timeout=0.2):
             kind, data = key.data
+            if kind == "admin":
+                answer_admin(key.fileobj, io_model, running)
+                continue
             if kind == "listen":
                 for _ in range(64):
                     try:

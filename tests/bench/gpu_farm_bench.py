@@ -552,7 +552,8 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpusim", required=True, help="path of the gpusim binary")
     ap.add_argument("--voro", help="path of the voro binary (Voro balancers run only when given)")
-    ap.add_argument("--require-voro", action="store_true", help="exit non-zero when Voro fails to start")
+    ap.add_argument("--require-voro", action="store_true",
+                    help="accepted for old command lines: Voro failing to start always fails the run")
     ap.add_argument("--voro-io-model", default="io_uring", choices=hb.IO_MODELS)
     ap.add_argument("--openloop", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "openloop.py"))
     ap.add_argument("--balancers", default=",".join(BALANCERS))
@@ -632,17 +633,22 @@ def main(argv):
 
     status = {}
     usable = []
+    missing = False
     for b in dict.fromkeys(a.balancers + (a.slowdown_balancers if "slowdown" in a.scenarios else [])):
         kind = "haproxy" if b.startswith("haproxy") else "voro"
         if kind == "voro" and not a.voro:
-            status[b] = "skipped: no --voro given"
+            hb.log(f"gpu_farm_bench: balancer {b} needs --voro")
+            return 2
         elif kind == "voro" and not os.access(a.voro, os.X_OK):
-            status[b] = f"skipped: {a.voro} is not an executable"
+            hb.log(f"gpu_farm_bench: {a.voro} is not an executable")
+            return 2
         elif kind == "haproxy" and not shutil.which("haproxy"):
-            status[b] = "skipped: haproxy is not installed"
+            status[b], miss = hb.missing_peer("haproxy", "haproxy is not installed")
+            missing |= miss
         else:
             usable.append(b)
-    lat_present, lat_status = hb.select_proxies(a.latency_proxies, a.voro, "gpu_farm_bench")
+    lat_present, lat_status, lat_missing = hb.select_proxies(a.latency_proxies, a.voro, "gpu_farm_bench")
+    missing |= lat_missing
     for b, st in list(status.items()) + list(lat_status.items()):
         hb.log(f"gpu_farm_bench: {b} {st}")
 
@@ -710,7 +716,7 @@ def main(argv):
     finally:
         hb.cleanup()
 
-    failed = False
+    failed = missing
 
     def judge(name, runs, is_voro):
         nonlocal failed
@@ -723,8 +729,7 @@ def main(argv):
         first = bad[0]
         if first["status"] == "failed to start":
             status[name] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[:600]
-            if not is_voro or a.require_voro:
-                failed = True
+            failed = True  # Voro included: a smoke that did not run it proves nothing
         else:
             status[name] = f"{first['status']} in {len(bad)} of {len(runs)} runs: " + \
                 "; ".join(first["errors"] + [first.get("detail", "")])[:600].replace("\n", " | ")

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from benchlib import PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
+from benchlib import missing_peer, voro_io_model_problem, PROCS, Procs, TMPDIRS, children, cleanup, cpu_ticks, ephemeral_range, log, on_term, pid_alive, pin, tail  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # "direct" is no proxy at all: the load talks to the backends, which shows the load core's own ceiling.
@@ -525,6 +525,8 @@ def run_one(a, name, backends):
     px = Proxy(name, a, backends)
     try:
         why = px.start()
+        if not why and name.startswith("voro"):
+            why = voro_io_model_problem(px.ports["admin"], name[5:] if name.startswith("voro-") else a.voro_io_models[0])
         if why:
             res["status"] = "failed to start"
             res["detail"] = why
@@ -621,7 +623,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--voro", help="path of the voro binary (Voro is benchmarked only when given)")
     ap.add_argument("--require-voro", action="store_true",
-                    help="exit non-zero when Voro fails to start (default: report it and go on)")
+                    help="accepted for old command lines: Voro failing to start always fails the run")
     ap.add_argument("--voro-io-model", default="io_uring",
                     help="io_model for Voro; a comma list (io_uring,epoll) runs one Voro column per model")
     ap.add_argument("--tcpload", required=True, help="path of the tcpload tool")
@@ -680,20 +682,22 @@ def main(argv):
         except (OSError, ValueError) as e:
             log(f"l4_bench: cannot pin the driver to cores {a.load_core}: {e}")
     if not shutil.which("iperf3"):
-        log("l4_bench: iperf3 is not installed")
+        log("l4_bench: iperf3 is not installed (scripts/install-deps.sh installs it)")
         return 2
 
     wanted = [p.strip() for p in a.proxies.split(",") if p.strip()]
-    present, status = [], {}
+    present, status, missing = [], {}, False
     for p in wanted:
         if p == "voro":
             # Several io models give one column each, all measured in the same run.
             names = ["voro"] if len(a.voro_io_models) == 1 else ["voro-" + m for m in a.voro_io_models]
             for name in names:
                 if not a.voro:
-                    status[name] = "skipped: no --voro given"
+                    log("l4_bench: voro is in --proxies but no --voro given")
+                    return 2
                 elif not os.access(a.voro, os.X_OK):
-                    status[name] = f"skipped: {a.voro} is not an executable"
+                    log(f"l4_bench: {a.voro} is not an executable")
+                    return 2
                 else:
                     present.append(name)
         elif p == "direct":
@@ -702,15 +706,18 @@ def main(argv):
             if shutil.which("haproxy"):
                 present.append(p)
             else:
-                status[p] = "skipped: haproxy is not installed"
+                status[p], miss = missing_peer("haproxy", "haproxy is not installed")
+                missing |= miss
         elif p == "nginx":
             mods = sorted(glob.glob("/usr/lib/nginx/modules/ngx_stream_module.so")
                           + glob.glob("/usr/lib*/nginx/modules/ngx_stream_module.so")
                           + glob.glob("/usr/share/nginx/modules/ngx_stream_module.so"))
             if not shutil.which("nginx"):
-                status[p] = "skipped: nginx is not installed"
+                status[p], miss = missing_peer("nginx", "nginx is not installed")
+                missing |= miss
             elif not mods:
-                status[p] = "skipped: nginx stream module (libnginx-mod-stream) is not installed"
+                status[p], miss = missing_peer("nginx", "nginx stream module (libnginx-mod-stream) is not installed")
+                missing |= miss
             else:
                 a.nginx_stream_module = mods[0]
                 present.append(p)
@@ -752,7 +759,7 @@ def main(argv):
     finally:
         cleanup()
 
-    failed = False
+    failed = missing
     for p in present:
         bad = [r for r in runs[p] if r["status"] != "ok"]
         if not bad:
@@ -761,8 +768,7 @@ def main(argv):
         first = bad[0]
         if first["status"] == "failed to start":
             status[p] = "failed to start: " + first.get("detail", "").replace("\n", " | ")[-600:]
-            if not p.startswith("voro") or a.require_voro:
-                failed = True
+            failed = True  # Voro included: a smoke that did not run it proves nothing
         else:
             status[p] = f"{first['status']} in {len(bad)} of {len(runs[p])} repeats: " + \
                         "; ".join(first["integrity"])[-600:].replace("\n", " | ")

@@ -88,7 +88,7 @@ def case_bind_failure(r):
     text = SEED.format(port=taken.port, b1=b.addr, b2=b.addr, stats=free_port()).replace("port = ", "bind = 127.0.0.1\nport = ", 1)
     try:
         rc, _, err = run([r.args.voro, "-c", "CONF"], text)
-        assert rc != 0 and "Address already in use" in err, (rc, err)
+        assert rc == 1 and "Address already in use" in err, (rc, err)  # 2 is kept for a bad config
     finally:
         b.close()
         taken.close()
@@ -142,8 +142,13 @@ def case_hugepages_fallback(r):
         with open("/proc/sys/vm/nr_hugepages") as f:
             reserved = int(f.read())
         st = v.stats()
+        hp = st["workers"][0]["hugepages"]
+        # Checked whatever the machine holds: no reserved huge pages means the fallback, logged;
+        # huge pages in use mean some were reserved; a fallback with some reserved is logged too.
+        assert isinstance(hp, bool), st["workers"][0]
         if reserved == 0:
-            assert st["workers"][0]["hugepages"] is False
+            assert hp is False, st["workers"][0]
+        if hp is False:
             assert "huge" in v.log_text().lower(), v.log_text()
         import socket
         s = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -18,6 +18,28 @@ import urllib.request
 IO_MODELS = ["io_uring", "epoll", "poll", "select"]
 
 
+def strict():
+    """True in CI (CI=true) or with VORO_TEST_STRICT=1 (scripts/test.sh): what would be a skip
+    on a developer's machine (io_uring unusable on a kernel that has it) is a failure."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return ci not in ("", "0", "false", "no") or os.environ.get("VORO_TEST_STRICT", "") == "1"
+
+
+def kernel_has_io_uring():
+    """Linux 5.6 or later (what the loop uses) and io_uring not switched off (io_uring_disabled 2)."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    if (major, minor) < (5, 6):
+        return False
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            return f.read().strip() != "2"
+    except OSError:
+        return True
+
+
 def parse_args():
     ap = argparse.ArgumentParser()
     ap.add_argument("--voro", required=True)
@@ -191,6 +213,19 @@ class Voro:
             text = self.log_text()
             self.close()
             raise AssertionError("voro did not start:\n" + text)
+        self._check_io_model(io_model)
+
+    def _check_io_model(self, io_model):
+        """Under strict(), --io-model io_uring on a kernel that has it must run io_uring: a silent
+        fallback to epoll would let every io_uring case pass without io_uring."""
+        if io_model != "io_uring" or not strict() or not kernel_has_io_uring():
+            return
+        running = self.stats()["io_model"]["running"]
+        if running != "io_uring":
+            text = self.log_text()
+            self.close()
+            raise AssertionError(f"io_uring requested on kernel {os.uname().release}, which has it, "
+                                 f"but voro runs {running}:\n{text}")
 
     def write_config(self, text):
         text = text.replace("{admin}", f"127.0.0.1:{self.admin_port}")
