@@ -149,7 +149,9 @@ static enum voro_http_verdict routed(struct voro_http_exchange *x, int route)
     x->pool = rc->pool_index;
     size_t xlen = 0;
     const char *xm = voro_http_exchange_header(x, "x-model", &xlen);
-    if (xm && xlen && xlen < sizeof(x->model)) { /* X-Model wins over the body's model */
+    if (xm && xlen >= sizeof(x->model))
+        return voro_http_exchange_reply(x, 400, "model", NULL, "model name too long");
+    if (xm && xlen) { /* the same as the body's model when the body names one (route.c checked) */
         memcpy(x->model, xm, xlen);
         x->model[xlen] = '\0';
     }
@@ -225,11 +227,9 @@ static enum voro_http_verdict route_request_body(struct voro_http_exchange *x)
         memcpy(x->model, x->body + span.off, span.len);
         x->model[span.len] = '\0';
     } else if (rc != -ENOENT) {
-        size_t hl = 0;
-        /* With X-Model the body need not be JSON (then it names no model the server could read
-         * as JSON); without it the model is unknowable. */
-        if (!voro_http_exchange_header(x, "x-model", &hl) || !hl)
-            return voro_http_exchange_reply(x, 400, NULL, "invalid_json", "the request body is not a valid JSON object");
+        /* Also with X-Model: a body this scan refuses (a model twice, escaped) may still name
+         * a model the engine reads, so the header cannot vouch for it. */
+        return voro_http_exchange_reply(x, 400, NULL, "invalid_json", "the request body is not a valid JSON object");
     }
     struct voro_route_request rr;
     route_request_init(x, &rr);

@@ -25,13 +25,13 @@ def config(port, b):
             "[route api-host]\nhost = api.example.com\npool = other\n")
 
 
-def exchange(port, target, headers=(("Host", "x"),), body=None, method=None):
+def exchange(port, target, headers=(("Host", "x"),), body=None, method=None, ctype="application/json"):
     """Sends one request with the exact target bytes on a fresh connection (Connection: close)
     and reads the whole answer: (status, headers dict, body bytes)."""
     method = method or ("POST" if body is not None else "GET")
     lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers] + ["Connection: close"]
     if body is not None:
-        lines.append(f"Content-Type: application/json\r\nContent-Length: {len(body)}")
+        lines.append(f"Content-Type: {ctype}\r\nContent-Length: {len(body)}")
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(raw)
@@ -73,10 +73,10 @@ class Env:
                 b.close()
 
 
-def expect_forwarded(e, target, backend, path, headers=(("Host", "x"),), body=None, method=None):
+def expect_forwarded(e, target, backend, path, headers=(("Host", "x"),), body=None, method=None, **kw):
     """The request reached `backend` (and no other) with request target `path`."""
     before = e.seen()
-    status, hdrs, rbody = exchange(e.port, target, headers, body, method)
+    status, hdrs, rbody = exchange(e.port, target, headers, body, method, **kw)
     after = e.seen()
     assert hdrs.get("x-backend") == backend, (target, status, hdrs, rbody[:300])
     assert after[backend] == before[backend] + 1, (target, before, after)
@@ -182,6 +182,13 @@ def case_model_header(r, model):
                        body=llama)
         expect_refused(e, "/x", 400, "model_header_refused", headers=strict + (("X-Model", "llama"),))
         expect_forwarded(e, "/x", "g", "/x", headers=strict, body=mistral)
+        # a body the scan refuses (the model twice) stays refused with X-Model: the engine reads it
+        expect_refused(e, "/v1/chat", 400, "invalid_json", headers=(("Host", "x"), ("X-Model", "llama")),
+                       body=b'{"model":"llama","model":"mistral"}')
+        expect_refused(e, "/v1/chat", 400, "400", headers=(("Host", "x"), ("X-Model", "l" * 300)))
+        # an upload (multipart) is not scanned: the header names its model
+        expect_forwarded(e, "/v1/audio", "g", "/v1/audio", headers=(("Host", "x"), ("X-Model", "llama")),
+                         body=b"--b\r\n\r\nnot json\r\n--b--\r\n", ctype="multipart/form-data; boundary=b")
     finally:
         e.close()
 
