@@ -128,14 +128,15 @@ static enum voro_http_verdict select_failed(struct voro_http_exchange *x, int rc
 {
     size_t hl = 0;
     const char *hm = voro_http_exchange_header(x, "x-model", &hl);
+    int hshow = (int)(hl < 64 ? hl : 64), bshow = (int)(rr->model_len < 64 ? rr->model_len : 64);
     if (rc == -EPROTO)
         return voro_http_exchange_reply(x, 400, "model", "model_conflict",
-                                        "the X-Model header (`%.*s`) and the body's model (`%.*s`) differ",
-                                        (int)(hl < 64 ? hl : 64), hm ? hm : "", (int)(rr->model_len < 64 ? rr->model_len : 64),
-                                        rr->model ? rr->model : "");
+                                        "the X-Model header (`%.*s`) and the body's model (`%.*s`) differ", hshow,
+                                        hm ? hm : "", bshow, rr->model ? rr->model : "");
     if (rc == -EPERM)
         return voro_http_exchange_reply(x, 400, "model", "model_header_refused",
-                                        "this route takes the model from the request body only: remove the X-Model header");
+                                        "this route takes the model from the request body only: "
+                                        "remove the X-Model header");
     return VORO_HTTP_CONTINUE;
 }
 

@@ -1,5 +1,6 @@
 /* libFuzzer target for proto/http1: request and response heads (whole and split), the request
  * target's form and normalisation (proto/http1_target), then a chunked body. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -44,7 +45,8 @@ static void check_target(const char *buf, const struct voro_http1_parser *p)
     if (tg.path_off > len || (tg.form == VORO_TARGET_ABSOLUTE && (tg.authority_len == 0 ||
                                                                  tg.authority_off + tg.authority_len > tg.path_off)))
         __builtin_trap();
-    if (tg.form != VORO_TARGET_ORIGIN && !(tg.form == VORO_TARGET_ABSOLUTE && tg.path_off < len && t[tg.path_off] == '/'))
+    bool abs_path = tg.form == VORO_TARGET_ABSOLUTE && tg.path_off < len && t[tg.path_off] == '/';
+    if (tg.form != VORO_TARGET_ORIGIN && !abs_path)
         return;
     char *in = t + tg.path_off;
     size_t n = len - tg.path_off, out_len = 0, path_len = 0;

@@ -688,7 +688,8 @@ static void test_prefix_config(void **state)
         voro_config_errors_free(&errs);
         voro_config_free(cfg);
     }
-    const char *mode = "[listener web]\nmode = http\nbind = 127.0.0.1:8080\npool = p\n[pool p]\nserver = s 127.0.0.1:9000\n"
+    const char *mode = "[listener web]\nmode = http\nbind = 127.0.0.1:8080\npool = p\n"
+                       "[pool p]\nserver = s 127.0.0.1:9000\n"
                        "[route r]\npath_prefix = /v1\npath_prefix_mode = bytes\npool = p\n";
     struct voro_config *cfg = NULL;
     struct voro_config_errors errs = {0};
