@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cluster/model_ref.h"
+#include "proto/http1_target.h"
 #include "proto/ini.h"
 
 #define MAX_ERRORS 200          /* keeps a garbage file from producing megabytes of messages */
@@ -112,6 +113,7 @@ typedef int setter_fn_t(struct pstate *, const struct row *, void *, const char 
 static setter_fn_t set_hash_key;
 static setter_fn_t set_health_method;
 static setter_fn_t set_url_path;
+static setter_fn_t set_route_prefix;
 static setter_fn_t set_route_host;
 static setter_fn_t set_route_methods;
 static setter_fn_t set_route_header;
@@ -318,18 +320,26 @@ static const struct row g_rows[] = {
     {SEC_ROUTE, "host", CLUSTER, "host pattern", "(any)", K_CUSTOM, ROUTE(host), 0, 127, NULL, set_route_host,
      F_NODEFAULT, "Host header (port ignored, case-insensitive): exact, or *.example.com for any subdomain."},
     {SEC_ROUTE, "path_prefix", CLUSTER, "urlpath", "(any)", K_CUSTOM, ROUTE(path_prefix), 0, 255, NULL,
-     set_url_path, F_NODEFAULT, "Request target starts with this (byte-wise); starts with '/'."},
+     set_route_prefix, F_NODEFAULT, "The normalised request path starts with this (see path_prefix_mode); starts "
+     "with '/', written in normalised form (no '.' or '..' segments, no '//', no '?')."},
+    {SEC_ROUTE, "path_prefix_mode", CLUSTER, "enum(segment|string)", "segment", K_ENUM, ROUTE(path_prefix_mode), 0,
+     0, "segment|string", NULL, 0, "segment: the prefix ends at a '/' boundary (/v1 matches /v1 and /v1/x, not "
+     "/v10); string: any byte prefix of the normalised path."},
     {SEC_ROUTE, "methods", CLUSTER, "method list", "(any)", K_CUSTOM, ROUTE(methods), 0, 0, NULL, set_route_methods,
      F_NODEFAULT, "Comma list of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, OTHER."},
     {SEC_ROUTE, "header", CLUSTER, "header match", "(none)", K_CUSTOM, NONE, 0, 0, NULL, set_route_header,
      F_NODEFAULT, "NAME: VALUE (the first NAME header equals VALUE exactly) or NAME (the header is present)."},
     {SEC_ROUTE, "model", CLUSTER, "model match", "(none)", K_CUSTOM, ROUTE(model), 0, 0, NULL, set_route_model,
-     F_NODEFAULT, "The request's model (X-Model header, else the body's top-level \"model\"): * = any model, "
+     F_NODEFAULT, "The request's model (X-Model header or the body's top-level \"model\"; both: they must agree): "
+     "* = any model, "
      "name = any version of it, name@version = that version."},
     {SEC_ROUTE, "pool", CLUSTER, "name", "-", K_STRING, ROUTE(pool_name), 0, VORO_NAME_MAX - 1, NULL, NULL, 0,
      "Pool the matching requests go to (required)."},
     {SEC_ROUTE, "rewrite_model", CLUSTER, "bool", "false", K_BOOL, ROUTE(rewrite_model), 0, 0, NULL, NULL, 0,
      "Rewrite the body's model to the name the chosen server serves (name@version -> name)."},
+    {SEC_ROUTE, "model_from_header", CLUSTER, "bool", "true", K_BOOL, ROUTE(model_from_header), 0, 0, NULL, NULL,
+     0, "Accept the X-Model header as the request's model; false: a request with X-Model gets 400 on this route "
+     "(the model comes from the body only)."},
     {SEC_ROUTE, "body_limit", CLUSTER, "size", "1m", K_SIZE, ROUTE(body_limit), 1024, 268435456, NULL, NULL, 0,
      "Bytes of body buffered to find the model (larger bodies get 413), 1k..256m."},
 };
@@ -1300,6 +1310,29 @@ static int set_url_path(struct pstate *ps, const struct row *r, void *obj, const
         if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '#')
             return bad_value(why, n, r, value, "a path has no spaces, '#' or non-ASCII bytes");
     memcpy((char *)obj + r->off, value, len + 1);
+    return 0;
+}
+
+/* A route's path prefix: a url path already in the form requests are normalised to, else it
+ * could never match (or would match less than it says). */
+static int set_route_prefix(struct pstate *ps, const struct row *r, void *obj, const char *key, const char *value,
+                            int line, char *why, size_t n)
+{
+    int rc = set_url_path(ps, r, obj, key, value, line, why, n);
+    if (rc != 0)
+        return rc;
+    size_t len = strlen(value), out_len = 0, path_len = 0;
+    const char *reason = NULL;
+    char norm[256];
+    if (strchr(value, '?'))
+        return bad_value(why, n, r, value, "a path prefix has no query ('?')");
+    if (len >= sizeof(norm) || voro_path_normalize(value, len, norm, sizeof(norm), &out_len, &path_len, &reason) != 0)
+        return bad_value(why, n, r, value, reason ? reason : "not a valid path");
+    if (out_len != len || memcmp(norm, value, len) != 0) {
+        char reason2[300];
+        snprintf(reason2, sizeof(reason2), "not in normalised form (requests are matched as %.*s)", (int)out_len, norm);
+        return bad_value(why, n, r, value, reason2);
+    }
     return 0;
 }
 

@@ -129,12 +129,19 @@ struct voro_pool_config {
 #define VORO_METHOD_OPTIONS (1u << 6)
 #define VORO_METHOD_OTHER (1u << 7)
 
+/* [route] path_prefix_mode: how a path prefix matches the normalised path. */
+enum voro_prefix_mode {
+    VORO_PREFIX_SEGMENT = 0, /* "/v1" matches "/v1" and "/v1/..." but not "/v10" */
+    VORO_PREFIX_STRING = 1,  /* plain byte prefix: "/v1" also matches "/v10" */
+};
+
 /* [route NAME]: first match in file order wins. Every condition given must hold. */
 struct voro_route_config {
     char name[VORO_NAME_MAX];
     char listener[VORO_NAME_MAX]; /* "" = every http listener */
     char host[128];               /* "" = any; exact, or "*.example.com" suffix; case-insensitive */
-    char path_prefix[256];        /* "" = any */
+    char path_prefix[256];        /* "" = any; in normalised form (no dot segments, "//", '?') */
+    int path_prefix_mode;         /* enum voro_prefix_mode, default segment */
     uint32_t methods;             /* VORO_METHOD_* bits, 0 = any */
     char header_name[64];         /* "" = none; header = NAME: VALUE (exact value, or NAME alone = present) */
     char header_value[128];
@@ -142,6 +149,7 @@ struct voro_route_config {
     char pool_name[VORO_NAME_MAX];
     size_t pool_index;
     bool rewrite_model;           /* rewrite the body's model to the name the chosen server serves */
+    bool model_from_header;       /* X-Model may name the model (default); false: X-Model -> 400 */
     uint32_t body_limit;          /* bytes buffered to find the model, default 1 MiB (larger -> 413) */
     int line;
 };

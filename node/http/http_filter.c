@@ -25,6 +25,16 @@ const char *voro_http_exchange_header(const struct voro_http_exchange *x, const 
     return x->head + h->value.off;
 }
 
+void voro_http_exchange_retarget(struct voro_http_exchange *x, uint32_t off, uint32_t len)
+{
+    /* x->req points at the connection's own parser: the one place a filter edits the head */
+    struct voro_http1_parser *p = (struct voro_http1_parser *)x->req;
+    if (off < p->target.off || (uint64_t)off + len > (uint64_t)p->target.off + p->target.len)
+        return; /* only ever shrinks inside the old target */
+    p->target.off = off;
+    p->target.len = len;
+}
+
 enum voro_http_verdict voro_http_exchange_reply(struct voro_http_exchange *x, int status, const char *param,
                                                 const char *code, const char *fmt, ...)
 {

@@ -31,7 +31,8 @@ struct voro_http_exchange {
     const struct voro_config *cfg;
     const struct voro_snapshot *snap;    /* the snapshot `cfg` belongs to (published server state) */
     size_t listener;
-    const char *head;                    /* the request head; the spans of `req` point into it */
+    const char *head;                    /* the request head; the spans of `req` point into it
+                                          * (only voro_http_exchange_retarget changes it) */
     const struct voro_http1_parser *req; /* valid in the request hooks */
     const char *client_ip;
     char method[16];                     /* copies for the log hooks (the head buffer moves on) */
@@ -48,6 +49,9 @@ struct voro_http_exchange {
     uint32_t body_limit;                 /* with VORO_HTTP_NEED_BODY */
     char model[VORO_NAME_MAX + 32];      /* the requested model ("" = none) */
     const char *served_model;            /* rewrite the body's model to this (owned by cfg), or NULL */
+    uint32_t authority_off;              /* absolute-form target: its authority (the host routing
+                                          * uses), a span of `head`; authority_len 0 = none */
+    uint32_t authority_len;
 
     /* VORO_HTTP_REPLY: what to answer (OpenAI's error shape). */
     int reply_status;
@@ -79,6 +83,11 @@ const struct voro_http_filter *const *voro_http_filters(size_t *count);
 /* Helpers for filters. */
 /* First request header named `name` (case-insensitive): its value and length, or NULL. */
 const char *voro_http_exchange_header(const struct voro_http_exchange *x, const char *name, size_t *len);
+/* Replaces the request-target by head[off .. off+len), bytes the filter already wrote in
+ * place inside the old target (the normalised path is never longer than the target it comes
+ * from). The request line sent upstream and every later filter see the new target. The head
+ * buffer is the connection's and writable; only the route filter calls this, in its head hook. */
+void voro_http_exchange_retarget(struct voro_http_exchange *x, uint32_t off, uint32_t len);
 /* Sets a reply and returns VORO_HTTP_REPLY. `message` is copied (printf-style). */
 enum voro_http_verdict voro_http_exchange_reply(struct voro_http_exchange *x, int status, const char *param,
                                                 const char *code, const char *fmt, ...)

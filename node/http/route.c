@@ -85,10 +85,39 @@ static bool others_match(const struct voro_config *cfg, const struct voro_route_
         return false;
     if (r->methods && !(r->methods & req->method_bit))
         return false;
-    size_t plen = strlen(r->path_prefix);
-    if (plen && (!req->path || req->path_len < plen || memcmp(req->path, r->path_prefix, plen)))
+    if (r->path_prefix[0] && (!req->path || !voro_route_prefix_matches(r->path_prefix, r->path_prefix_mode,
+                                                                         req->path, req->path_len)))
         return false;
     return host_matches(r, req) && header_matches(r, req);
+}
+
+bool voro_route_prefix_matches(const char *prefix, int mode, const char *path, size_t path_len)
+{
+    size_t plen = strlen(prefix);
+    if (!plen)
+        return true;
+    const char *q = memchr(path, '?', path_len);
+    if (q)
+        path_len = (size_t)(q - path); /* the query is not part of the path */
+    if (path_len < plen || memcmp(path, prefix, plen) != 0)
+        return false;
+    if (mode == VORO_PREFIX_STRING)
+        return true;
+    /* segment: the prefix is the whole path, ends with '/', or is followed by a '/' */
+    return path_len == plen || prefix[plen - 1] == '/' || path[plen] == '/';
+}
+
+/* The X-Model header's value (non-empty), or NULL. */
+static const char *header_model(const struct voro_route_request *req, size_t *len)
+{
+    if (!req->header)
+        return NULL;
+    size_t hl = 0;
+    const char *h = req->header(req->header_ctx, "X-Model", &hl);
+    if (!h || !hl)
+        return NULL;
+    *len = hl;
+    return h;
 }
 
 int voro_route_select(const struct voro_config *cfg, size_t listener, const struct voro_route_request *req,
@@ -98,24 +127,34 @@ int voro_route_select(const struct voro_config *cfg, size_t listener, const stru
         *needs_model = false;
     if (!cfg || !req || listener >= cfg->n_listeners)
         return -EINVAL;
-    const char *model = req->model;
-    size_t model_len = req->model_len;
+    size_t hm_len = 0;
+    const char *hm = NULL;
     bool header_looked = false;
+    if (req->model && req->model_len) {
+        /* The body names a model: a header naming another one is a conflict, whatever the
+         * route (the engine reads the body, the route would have checked the header). */
+        hm = header_model(req, &hm_len);
+        header_looked = true;
+        if (hm && (hm_len != req->model_len || memcmp(hm, req->model, hm_len) != 0))
+            return -EPROTO;
+    }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct voro_route_config *r = &cfg->routes[i];
         if (!others_match(cfg, r, listener, req))
             continue;
+        if (!header_looked) {
+            hm = header_model(req, &hm_len);
+            header_looked = true;
+        }
+        if (hm && !r->model_from_header)
+            return -EPERM;
         if (!r->model[0])
             return (int)i;
-        if (!header_looked && req->header) {
-            /* the header wins over the body: it is what lets a client skip body buffering */
-            size_t hl = 0;
-            const char *h = req->header(req->header_ctx, "X-Model", &hl);
-            if (h) {
-                model = h;
-                model_len = hl;
-            }
-            header_looked = true;
+        const char *model = req->model;
+        size_t model_len = req->model_len;
+        if (hm && (model || !req->has_body)) {
+            model = hm; /* equal to the body's model when the body names one (checked above) */
+            model_len = hm_len;
         }
         if (!model) {
             if (needs_model)

@@ -15,9 +15,11 @@
  * NUL-terminated (lengths given). */
 struct voro_route_request {
     uint32_t method_bit;          /* one VORO_METHOD_* bit (VORO_METHOD_OTHER for the rest) */
-    const char *host;             /* Host header value, port included or not; NULL = none */
+    const char *host;             /* the absolute-form target's authority, else the Host header
+                                   * value; port included or not; NULL = none */
     size_t host_len;
-    const char *path;             /* request target in origin form ("/v1/chat?x=1") */
+    const char *path;             /* the normalised request target in origin form ("/v1/chat?x=1",
+                                   * voro_path_normalize); prefixes match the part before '?' */
     size_t path_len;
     /* First header named `name` (case-insensitive), its value and length; NULL when absent.
      * Called with "X-Model" and with the routes' header names. */
@@ -27,6 +29,9 @@ struct voro_route_request {
      * non-NULL pointer) means the body names no model. */
     const char *model;
     size_t model_len;
+    /* The request has a body that may name a model (not empty, not multipart): with an X-Model
+     * header, a model route then needs the body too, to check that both name the same model. */
+    bool has_body;
 };
 
 /*
@@ -36,8 +41,11 @@ struct voro_route_request {
  *   -EAGAIN  with *needs_model = true: the first route whose other conditions hold has a model
  *            condition and the model is not known yet. The caller buffers the body (up to that
  *            route's body_limit), scans it (voro_json_find_model) and calls again with
- *            req->model set. An "X-Model" header is the model (it wins over req->model), so
- *            it never needs the body; if the proxy has both and they differ, that is its call.
+ *            req->model set. A non-empty "X-Model" header names the model too: without a body
+ *            (has_body false) it decides alone; with one, the body is needed as well.
+ *   -EPROTO  the X-Model header and the body's model (req->model, non-empty) differ (400).
+ *   -EPERM   X-Model is present and the first route whose other conditions hold has
+ *            model_from_header = false (400: that route takes the model from the body only).
  *   -EINVAL  bad arguments (listener out of range).
  * *needs_model is false for every other answer. Model conditions: "*" = any non-empty model,
  * "name" = name or name@any-version, "name@v" = exactly that.
@@ -63,5 +71,10 @@ bool voro_route_model_known(const struct voro_config *cfg, const char *model, si
 
 /* The VORO_METHOD_* bit of a request method token ("GET" ...; case-sensitive). */
 uint32_t voro_route_method_bit(const char *method, size_t len);
+
+/* Does the normalised path (req->path up to '?') start with `prefix` under `mode`
+ * (VORO_PREFIX_SEGMENT: the prefix ends at a segment boundary; VORO_PREFIX_STRING: any byte
+ * prefix)? An empty prefix matches everything. */
+bool voro_route_prefix_matches(const char *prefix, int mode, const char *path, size_t path_len);
 
 #endif

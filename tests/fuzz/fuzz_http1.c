@@ -1,9 +1,12 @@
-/* libFuzzer target for proto/http1: request and response heads (whole and split), then a chunked body. */
+/* libFuzzer target for proto/http1: request and response heads (whole and split), the request
+ * target's form and normalisation (proto/http1_target), then a chunked body. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "proto/http1.h"
+#include "proto/http1_target.h"
 
 /* Checks invariants every result must hold, so the fuzzer finds wrong answers, not just crashes. */
 static void check_head(const struct voro_http1_parser *p, enum voro_http1_result r, size_t len)
@@ -21,6 +24,48 @@ static void check_head(const struct voro_http1_parser *p, enum voro_http1_result
         if (p->error_status < 400 || p->error_status > 505 || !p->error_reason)
             __builtin_trap();
     }
+}
+
+/* The request target, normalised the way the route filter does it (in place): the output never
+ * grows, is a clean origin-form path, and normalising it again changes nothing. */
+static void check_target(const char *buf, const struct voro_http1_parser *p)
+{
+    static char t[1 << 16], again[1 << 16];
+    if (p->target.len > sizeof(t))
+        return;
+    size_t len = p->target.len;
+    memcpy(t, buf + p->target.off, len);
+    struct voro_target tg;
+    const char *why = NULL;
+    if (voro_target_parse(t, len, &tg, &why) != 0) {
+        if (!why)
+            __builtin_trap();
+        return;
+    }
+    if (tg.path_off > len || (tg.form == VORO_TARGET_ABSOLUTE && (tg.authority_len == 0 ||
+                                                                 tg.authority_off + tg.authority_len > tg.path_off)))
+        __builtin_trap();
+    bool abs_path = tg.form == VORO_TARGET_ABSOLUTE && tg.path_off < len && t[tg.path_off] == '/';
+    if (tg.form != VORO_TARGET_ORIGIN && !abs_path)
+        return;
+    char *in = t + tg.path_off;
+    size_t n = len - tg.path_off, out_len = 0, path_len = 0;
+    if (voro_path_normalize(in, n, in, n, &out_len, &path_len, &why) != 0) {
+        if (!why)
+            __builtin_trap();
+        return;
+    }
+    if (out_len > n || path_len > out_len || path_len == 0 || in[0] != '/')
+        __builtin_trap();
+    for (size_t i = 0; i + 1 < path_len; i++)
+        if (in[i] == '/' && (in[i + 1] == '/' ||
+                             (in[i + 1] == '.' && (i + 2 == path_len || in[i + 2] == '/' ||
+                                                   (in[i + 2] == '.' && (i + 3 == path_len || in[i + 3] == '/'))))))
+            __builtin_trap(); /* "//", "/./" or "/../" left */
+    size_t l2 = 0, p2 = 0;
+    if (voro_path_normalize(in, out_len, again, sizeof(again), &l2, &p2, &why) != 0 || l2 != out_len ||
+        p2 != path_len || memcmp(again, in, l2) != 0)
+        __builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -53,6 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)voro_http1_keep_alive(&whole);
         (void)voro_http1_body_kind(&whole, false, false);
         (void)voro_http1_find_header(&whole, buf, "host");
+        if (kind == VORO_HTTP1_REQUEST)
+            check_target(buf, &whole);
         /* decode whatever follows as a chunked body */
         struct voro_http1_chunked d;
         voro_http1_chunked_init(&d, 0);

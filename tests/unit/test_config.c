@@ -961,8 +961,8 @@ static void test_routes(void **state)
     expect_error(HTTP_BASE "[route r]\npool = p\npool = p\n",
                  "t.conf:12: duplicate key 'pool' in [route r] (first set at line 11)");
     expect_error(HTTP_BASE "[route r]\npool = p\nprefix = /v1\n",
-                 "t.conf:12: unknown key 'prefix' in [route r]; valid keys: listener, host, path_prefix, methods, "
-                 "header, model, pool, rewrite_model, body_limit");
+                 "t.conf:12: unknown key 'prefix' in [route r]; valid keys: listener, host, path_prefix, "
+                 "path_prefix_mode, methods, header, model, pool, rewrite_model, model_from_header, body_limit");
     expect_error(HTTP_BASE "[route]\n", "t.conf:10: section [route] needs a name: [route NAME]");
     expect_error(HTTP_BASE "[rout r]\n", "t.conf:10: unknown section [rout]; did you mean [route]?");
     /* model conditions against declared models when the pool does not learn them */
