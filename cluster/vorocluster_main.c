@@ -472,7 +472,27 @@ static int cmd_leave(struct cli *c, const char **args, int nargs)
         errorf("leave: bad node id '%s' (a positive integer)", args[0]);
         return EXIT_USAGE;
     }
-    char *body = id ? json_body("{\"id\":%" PRId64 "}", id) : json_body("{}");
+    char self_name[128] = "";
+    if (nargs == 0) {
+        /* The node named by --admin, by its id: "{}" means "the node that handles it", which
+         * is the leader when the write is retried there, and the answer names whoever handled
+         * it, not the node that left. */
+        struct answer st;
+        int rc = exchange(c, c->admin, "GET", "/cluster/status", NULL, true, &st);
+        if (rc)
+            return rc;
+        if (st.resp.status != 200 || (id = node_id(st.json)) <= 0) {
+            if (st.resp.status != 200)
+                report_refusal(c->admin, &st);
+            else
+                errorf("%s did not say which node it is", c->admin);
+            answer_free(&st);
+            return EXIT_REFUSED;
+        }
+        snprintf(self_name, sizeof(self_name), "%s", node_name(st.json));
+        answer_free(&st);
+    }
+    char *body = json_body("{\"id\":%" PRId64 "}", id);
     if (!body) {
         errorf("out of memory");
         return EXIT_REFUSED;
@@ -483,10 +503,10 @@ static int cmd_leave(struct cli *c, const char **args, int nargs)
     if (rc)
         return rc;
     if (!c->json) {
-        if (id)
+        if (nargs == 1)
             printf("node %" PRId64 " left the cluster\n", id);
         else
-            printf("node %" PRId64 " (%s) left the cluster\n", node_id(a.json), node_name(a.json));
+            printf("node %" PRId64 " (%s) left the cluster\n", id, self_name);
         if (voro_json_get(a.json, "members"))
             print_members(a.json);
     }

@@ -30,6 +30,7 @@
 #include "node/worker.h"
 
 #define HTTP_OUT_EXTRA 4096 /* room for the headers Voro adds to a head */
+#define DRAIN_IDLE_MS 1000  /* a draining worker's grace for idle keep-alive connections */
 
 enum http_state {
     HS_READ_HEAD = 0, /* waiting for (the rest of) a request head */
@@ -453,6 +454,14 @@ static void set_deadline(struct voro_http_conn *c, uint32_t ms, int status, bool
         voro_timer_add(&c->w->wheel, &c->timer, ms); /* re-arms: the new deadline may be sooner */
     else
         voro_timer_del(&c->w->wheel, &c->timer);
+}
+
+/* The idle keep-alive deadline: the configured one, at most DRAIN_IDLE_MS while draining. */
+static uint32_t drain_idle_ms(const struct voro_worker *w, uint32_t keepalive_ms)
+{
+    if (w->draining && (keepalive_ms == 0 || keepalive_ms > DRAIN_IDLE_MS))
+        return DRAIN_IDLE_MS;
+    return keepalive_ms;
 }
 
 /* ---- the filters' view ----------------------------------------------------------------------- */
@@ -1861,16 +1870,14 @@ static void request_begin(struct voro_http_conn *c)
         c->in_len -= c->in_off;
         c->in_off = 0;
     }
-    if (w->draining) {
-        shutdown(c->cfd, SHUT_WR);
-        conn_abort(c);
-        return;
-    }
-    /* Idle keep-alive until the first byte, then the head timeout (slowloris). */
+    /* Idle keep-alive until the first byte, then the head timeout (slowloris). A draining
+     * worker still serves the request a keep-alive client may already have sent (answered with
+     * Connection: close) and closes the idle connection after a short grace: closing at once
+     * would reset a request that crossed the close. */
     if (c->in)
         set_deadline(c, cfg->http.header_timeout_ms, 408, false);
     else
-        set_deadline(c, cfg->http.keepalive_timeout_ms, 0, false);
+        set_deadline(c, drain_idle_ms(w, cfg->http.keepalive_timeout_ms), 0, false);
     client_read_head(c);
 }
 
@@ -1974,9 +1981,10 @@ void voro_http_proxy_drain(struct voro_worker *w)
     struct voro_http_conn *c = w->http_conns;
     while (c) {
         struct voro_http_conn *next = c->next;
-        /* Idle keep-alive connections close now; busy ones after their response. */
+        /* Idle keep-alive connections get a short grace (see request_begin); busy ones close
+         * after their response (Connection: close). */
         if (c->state == HS_READ_HEAD && (!c->in || c->in_off >= c->in_len))
-            conn_abort(c);
+            set_deadline(c, drain_idle_ms(w, c->view->snap->cfg->http.keepalive_timeout_ms), 0, false);
         c = next;
     }
 }

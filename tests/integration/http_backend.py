@@ -9,11 +9,11 @@ import threading
 
 
 class HttpBackend:
-    def __init__(self, name="b", host="127.0.0.1"):
+    def __init__(self, name="b", host="127.0.0.1", port=0):
         self.name = name
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))  # a given port: a backend that comes back at its old address
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.addr = f"{host}:{self.port}"
