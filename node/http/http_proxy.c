@@ -95,6 +95,7 @@ struct voro_http_conn {
     struct voro_buf *resp;  /* server bytes being parsed as a head, or the buffer being forwarded */
     uint32_t resp_len;
     bool resp_head_done, resp_any, resp_done, resp_keep_alive, resp_sending_head, interim_sent;
+    uint8_t interim_count; /* 1xx heads in this attempt's response (bounded: MAX_INTERIM) */
     bool server_abandoned; /* server ops are being cancelled; the socket closes when they are back */
     bool fresh_retry;      /* the next connect_next re-tries the same server on a new connection */
     bool stale_retried;    /* a pooled connection already turned out dead for this request */
@@ -442,14 +443,17 @@ static void on_client_fwd_sent(struct voro_op *op, int res)
             struct voro_buf *b = c->resp;
             uint32_t off = c->fwd_off, len = c->resp_len - c->fwd_off;
             c->resp = NULL;
-            long take = voro_http_body_consume(&c->resp_body, b->data + off, len);
+            size_t fwd = 0;
+            long take = voro_http_body_forward(&c->resp_body, b->data + off, len, &fwd);
             if (take < 0) {
                 voro_loop_buf_release(w->loop, b);
                 conn_abort(c);
                 return;
             }
-            if (take > 0) {
-                client_send_fwd(c, b, off, (uint32_t)take);
+            if ((uint32_t)take < len)
+                c->resp_keep_alive = false; /* bytes beyond the body: the server is out of sync */
+            if (fwd > 0) {
+                client_send_fwd(c, b, off, (uint32_t)fwd);
                 return;
             }
             voro_loop_buf_release(w->loop, b);
@@ -485,6 +489,64 @@ static void client_send_fwd(struct voro_http_conn *c, struct voro_buf *buf, uint
         conn_abort(c);
 }
 
+#define MAX_INTERIM 16 /* 1xx heads accepted before a final response */
+
+/* The server's response cannot be passed on: 502 with `reason` while no byte of a final
+ * response reached the client (interim heads may have), and the server connection closes. */
+static void reply_bad_gateway(struct voro_http_conn *c, const char *reason)
+{
+    if (!c->resp_head_done)
+        c->resp_any = false; /* only server bytes so far: Voro can still answer */
+    reply_error(c, 502, reason, NULL, NULL);
+}
+
+/* An interim (1xx, not 101) head is in c->resp: forwarded with its headers (103 Early Hints'
+ * Link, a 100 Continue's) to an HTTP/1.1 client, dropped for an HTTP/1.0 one (RFC 9110
+ * 15.2); then what follows it is parsed as the next head. */
+static void response_interim(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    const struct voro_http1_parser *p = &c->parser;
+    uint32_t head_len = p->head_len;
+    if (++c->interim_count > MAX_INTERIM) {
+        reply_bad_gateway(c, "too many interim (1xx) responses from the server");
+        return;
+    }
+    size_t m = 0;
+    if (!c->req_http10) {
+        struct voro_http_response_rewrite rw = {
+            .via = cfg->http.via[0] ? cfg->http.via : NULL,
+            .keep_alive = true,
+            .interim = true,
+        };
+        if (voro_http_rewrite_response((const char *)c->resp->data, p, &rw, c->rout, voro_http_out_size(cfg), &m) != 0) {
+            reply_bad_gateway(c, "interim response head from the server too large");
+            return;
+        }
+    }
+    struct voro_buf *b = c->resp;
+    memmove(b->data, b->data + head_len, c->resp_len - head_len);
+    c->resp_len -= head_len;
+    voro_http1_reset(&c->parser);
+    if (c->req_http10) {
+        if (c->resp_len)
+            response_parse(c); /* bounded: MAX_INTERIM */
+        else
+            server_recv(c);
+        return;
+    }
+    c->x.bytes_out += m;
+    voro_counter_add(&w->stats.bytes_to_clients, m);
+    voro_counter_add(&c->lc->bytes_out, m);
+    c->interim_sent = true;
+    c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
+    if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rout, m) == 0)
+        c->pending |= P_CLIENT_SEND;
+    else
+        conn_abort(c);
+}
+
 /* A complete response head is in c->resp[0..resp_len). */
 static void response_head_done(struct voro_http_conn *c)
 {
@@ -498,19 +560,17 @@ static void response_head_done(struct voro_http_conn *c)
     uint32_t head_len = p->head_len;
 
     if (p->status >= 100 && p->status < 200 && p->status != 101) {
-        /* Interim response (100 Continue, 103): relay a canonical one and parse on. */
-        struct voro_buf *b = c->resp;
-        memmove(b->data, b->data + head_len, c->resp_len - head_len);
-        c->resp_len -= head_len;
-        int m = snprintf(c->rout, voro_http_out_size(cfg), "HTTP/1.1 %d %s\r\n\r\n", p->status,
-                         voro_http1_status_text(p->status));
-        voro_http1_reset(&c->parser);
-        c->interim_sent = true;
-        c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
-        if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rout, (size_t)m) == 0)
-            c->pending |= P_CLIENT_SEND;
-        else
-            conn_abort(c);
+        response_interim(c);
+        return;
+    }
+    if (p->status == 101 && !c->req_upgrade) {
+        /* A protocol switch nobody asked for: the server connection speaks something else now. */
+        reply_bad_gateway(c, "the server sent 101 Switching Protocols to a request without an upgrade");
+        return;
+    }
+    if (c->req_http10 && (p->flags & VORO_HTTP1_F_TRANSFER_ENCODING) &&
+        !voro_http_te_only_chunked((const char *)c->resp->data, p)) {
+        reply_bad_gateway(c, "the server used a transfer coding an HTTP/1.0 client cannot decode");
         return;
     }
 
@@ -542,9 +602,13 @@ static void response_head_done(struct voro_http_conn *c)
     bool upgrade = p->status == 101 && c->req_upgrade;
     enum voro_http1_body kind = voro_http1_body_kind(p, c->req_head, false);
     voro_http_body_init(&c->resp_body, kind, p->content_length);
+    /* A chunked body reaches an HTTP/1.0 client de-chunked, delimited by the connection's close. */
+    c->resp_body.dechunk = c->req_http10 && kind == VORO_HTTP1_BODY_CHUNKED;
     c->resp_keep_alive = voro_http1_keep_alive(p) && kind != VORO_HTTP1_BODY_UNTIL_CLOSE && !upgrade;
-    bool keep = c->keep_client && c->resp_keep_alive && !upgrade && !w->draining;
+    bool keep = c->keep_client && c->resp_keep_alive && !upgrade && !w->draining && !c->resp_body.dechunk;
     c->keep_client = keep;
+    if (c->req_http10)
+        c->resp_keep_alive = false; /* its request went up with "Connection: close": not reusable */
     struct voro_http_response_rewrite rw = {
         .via = cfg->http.via[0] ? cfg->http.via : NULL,
         .keep_alive = keep,
@@ -607,7 +671,8 @@ static void response_head_done(struct voro_http_conn *c)
     uint32_t extra = c->resp_len - head_len;
     size_t cap = voro_http_out_size(c->view->snap->cfg);
     if (extra && out_len + extra <= cap) {
-        long take = voro_http_body_consume(&c->resp_body, c->resp->data + head_len, extra);
+        size_t fwd = 0;
+        long take = voro_http_body_forward(&c->resp_body, c->resp->data + head_len, extra, &fwd);
         if (take < 0) {
             conn_abort(c);
             return;
@@ -617,11 +682,11 @@ static void response_head_done(struct voro_http_conn *c)
         size_t n;
         const struct voro_http_filter *const *f = voro_http_filters(&n);
         for (size_t i = 0; i < n; i++)
-            if (f[i]->on_response_body && take > 0)
-                f[i]->on_response_body(&c->x, c->resp->data + head_len, (size_t)take);
-        memcpy(c->rout + out_len, c->resp->data + head_len, (size_t)take);
-        out_len += (size_t)take;
-        c->x.bytes_out += (uint64_t)take;
+            if (f[i]->on_response_body && fwd > 0)
+                f[i]->on_response_body(&c->x, c->resp->data + head_len, fwd);
+        memcpy(c->rout + out_len, c->resp->data + head_len, fwd);
+        out_len += fwd;
+        c->x.bytes_out += (uint64_t)fwd;
         c->fwd_off = c->resp_len; /* nothing left to forward from this buffer */
     }
     voro_counter_add(&w->stats.bytes_to_clients, out_len);
@@ -696,13 +761,17 @@ static void on_server_recv(struct voro_op *op, int res)
     c->last_active_ms = w->now_ms;
     voro_counter_add(&c->sc->bytes_in, (uint64_t)res);
     if (c->resp_head_done) {
-        long take = voro_http_body_consume(&c->resp_body, buf->data, (size_t)res);
+        size_t fwd = 0;
+        long take = voro_http_body_forward(&c->resp_body, buf->data, (size_t)res, &fwd);
         if (take < 0) {
             voro_loop_buf_release(w->loop, buf);
             conn_abort(c);
             return;
         }
-        if (take == 0) {
+        /* Bytes beyond the body (a server speaking out of turn) are dropped with the connection. */
+        if ((size_t)take < (size_t)res)
+            c->resp_keep_alive = false;
+        if (fwd == 0) {
             voro_loop_buf_release(w->loop, buf);
             if (c->resp_body.done) {
                 c->resp_done = true;
@@ -712,10 +781,7 @@ static void on_server_recv(struct voro_op *op, int res)
             }
             return;
         }
-        /* Bytes beyond the body (a server speaking out of turn) are dropped with the connection. */
-        if ((size_t)take < (size_t)res)
-            c->resp_keep_alive = false;
-        client_send_fwd(c, buf, 0, (uint32_t)take);
+        client_send_fwd(c, buf, 0, (uint32_t)fwd);
         return;
     }
     /* Accumulating the response head. */
@@ -1045,6 +1111,7 @@ static void connect_next(struct voro_http_conn *c)
     voro_counter_add(&c->sc->active, 1);
     c->resp_any = false;
     c->resp_head_done = false;
+    c->interim_count = 0;
     c->req_body_sent_any = false;
     voro_http1_init(&c->parser, VORO_HTTP1_RESPONSE, NULL);
     /* A request whose body streams from the client cannot be replayed: check a pooled
@@ -1371,7 +1438,7 @@ static void body_collect_begin(struct voro_http_conn *c)
         body_collected(c);
         return;
     }
-    if (p->flags & VORO_HTTP1_F_EXPECT_CONTINUE) {
+    if ((p->flags & VORO_HTTP1_F_EXPECT_CONTINUE) && !c->req_http10) { /* 1.0: ignored (RFC 9110 10.1.1) */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         c->c_send = (struct voro_op){.cb = on_continue_sent, .data = c};
         if (voro_loop_send(w->loop, &c->c_send, c->cfd, cont, sizeof(cont) - 1) == 0)
@@ -1418,7 +1485,9 @@ static void request_head_done(struct voro_http_conn *c)
     c->req_keep_alive = voro_http1_keep_alive(p);
     c->keep_client = c->req_keep_alive && !w->draining;
     c->req_idempotent = method_idempotent(head, p->method);
-    c->req_upgrade = (p->flags & VORO_HTTP1_F_CONN_UPGRADE) && voro_http1_find_header(p, head, "upgrade") != NULL;
+    /* HTTP/1.0 has no upgrade: its Upgrade field is ignored (RFC 9110 7.8). */
+    c->req_upgrade = !c->req_http10 && (p->flags & VORO_HTTP1_F_CONN_UPGRADE) &&
+                     voro_http1_find_header(p, head, "upgrade") != NULL;
     if (voro_http1_span_eq(head, p->method, "CONNECT")) {
         c->req_done = false;
         reply_error(c, 405, "CONNECT is not supported", NULL, NULL);
