@@ -248,8 +248,8 @@ def case_unsolicited_101_is_502(r, model):
         rd = Reader(s)
         s.sendall(b"GET /fake101 HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _, h, raw = rd.head()
-        body = rd.until_eof()
         assert status == 502, raw
+        body = rd.until_eof()
         assert "101" in json.loads(body)["error"]["message"], body
         s.close()
         # The connection that sent it is not pooled: the next request opens a new one.
