@@ -646,6 +646,7 @@ const char *voro_http1_status_text(int status)
     switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";

@@ -85,6 +85,7 @@ struct voro_http_req {
     struct voro_buf *resp;  /* server bytes being parsed as a head, or the buffer being forwarded */
     uint32_t resp_len;
     bool resp_head_done, resp_any, resp_done, resp_keep_alive, resp_sending_head, interim_sent;
+    uint8_t interim_count; /* 1xx heads in this attempt's response (bounded: MAX_INTERIM) */
     bool fresh_retry;      /* the next connect_next re-tries the same server on a new connection */
     bool stale_retried;    /* a pooled connection already turned out dead for this request */
     struct voro_http_body resp_body;
@@ -596,14 +597,17 @@ static void on_client_fwd_sent(struct voro_op *op, int res)
             struct voro_buf *b = c->rq->resp;
             uint32_t off = c->rq->fwd_off, len = c->rq->resp_len - c->rq->fwd_off;
             c->rq->resp = NULL;
-            long take = voro_http_body_consume(&c->rq->resp_body, b->data + off, len);
+            size_t fwd = 0;
+            long take = voro_http_body_forward(&c->rq->resp_body, b->data + off, len, &fwd);
             if (take < 0) {
                 voro_loop_buf_release(w->loop, b);
                 conn_abort(c);
                 return;
             }
-            if (take > 0) {
-                client_send_fwd(c, b, off, (uint32_t)take);
+            if ((uint32_t)take < len)
+                c->rq->resp_keep_alive = false; /* bytes beyond the body: the server is out of sync */
+            if (fwd > 0) {
+                client_send_fwd(c, b, off, (uint32_t)fwd);
                 return;
             }
             voro_loop_buf_release(w->loop, b);
@@ -639,6 +643,64 @@ static void client_send_fwd(struct voro_http_conn *c, struct voro_buf *buf, uint
         conn_abort(c);
 }
 
+#define MAX_INTERIM 16 /* 1xx heads accepted before a final response */
+
+/* The server's response cannot be passed on: 502 with `reason` while no byte of a final
+ * response reached the client (interim heads may have), and the server connection closes. */
+static void reply_bad_gateway(struct voro_http_conn *c, const char *reason)
+{
+    if (!c->rq->resp_head_done)
+        c->rq->resp_any = false; /* only server bytes so far: Voro can still answer */
+    reply_error(c, 502, reason, NULL, NULL);
+}
+
+/* An interim (1xx, not 101) head is in c->rq->resp: forwarded with its headers (103 Early Hints'
+ * Link, a 100 Continue's) to an HTTP/1.1 client, dropped for an HTTP/1.0 one (RFC 9110
+ * 15.2); then what follows it is parsed as the next head. */
+static void response_interim(struct voro_http_conn *c)
+{
+    struct voro_worker *w = c->w;
+    const struct voro_config *cfg = c->view->snap->cfg;
+    const struct voro_http1_parser *p = &c->rq->parser;
+    uint32_t head_len = p->head_len;
+    if (++c->rq->interim_count > MAX_INTERIM) {
+        reply_bad_gateway(c, "too many interim (1xx) responses from the server");
+        return;
+    }
+    size_t m = 0;
+    if (!c->rq->req_http10) {
+        struct voro_http_response_rewrite rw = {
+            .via = cfg->http.via[0] ? cfg->http.via : NULL,
+            .keep_alive = true,
+            .interim = true,
+        };
+        if (voro_http_rewrite_response((const char *)c->rq->resp->data, p, &rw, c->rq->rout, voro_http_out_size(cfg), &m) != 0) {
+            reply_bad_gateway(c, "interim response head from the server too large");
+            return;
+        }
+    }
+    struct voro_buf *b = c->rq->resp;
+    memmove(b->data, b->data + head_len, c->rq->resp_len - head_len);
+    c->rq->resp_len -= head_len;
+    voro_http1_reset(&c->rq->parser);
+    if (c->rq->req_http10) {
+        if (c->rq->resp_len)
+            response_parse(c); /* bounded: MAX_INTERIM */
+        else
+            server_recv(c);
+        return;
+    }
+    c->rq->x.bytes_out += m;
+    voro_counter_add(&w->stats.bytes_to_clients, m);
+    voro_counter_add(&c->lc->bytes_out, m);
+    c->rq->interim_sent = true;
+    c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
+    if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rq->rout, m) == 0)
+        c->pending |= P_CLIENT_SEND;
+    else
+        conn_abort(c);
+}
+
 /* A complete response head is in c->rq->resp[0..resp_len). */
 static void response_head_done(struct voro_http_conn *c)
 {
@@ -652,19 +714,17 @@ static void response_head_done(struct voro_http_conn *c)
     uint32_t head_len = p->head_len;
 
     if (p->status >= 100 && p->status < 200 && p->status != 101) {
-        /* Interim response (100 Continue, 103): relay a canonical one and parse on. */
-        struct voro_buf *b = c->rq->resp;
-        memmove(b->data, b->data + head_len, c->rq->resp_len - head_len);
-        c->rq->resp_len -= head_len;
-        int m = snprintf(c->rq->rout, voro_http_out_size(cfg), "HTTP/1.1 %d %s\r\n\r\n", p->status,
-                         voro_http1_status_text(p->status));
-        voro_http1_reset(&c->rq->parser);
-        c->rq->interim_sent = true;
-        c->c_send = (struct voro_op){.cb = on_client_fwd_sent, .data = c};
-        if (voro_loop_send(w->loop, &c->c_send, c->cfd, c->rq->rout, (size_t)m) == 0)
-            c->pending |= P_CLIENT_SEND;
-        else
-            conn_abort(c);
+        response_interim(c);
+        return;
+    }
+    if (p->status == 101 && !c->rq->req_upgrade) {
+        /* A protocol switch nobody asked for: the server connection speaks something else now. */
+        reply_bad_gateway(c, "the server sent 101 Switching Protocols to a request without an upgrade");
+        return;
+    }
+    if (c->rq->req_http10 && (p->flags & VORO_HTTP1_F_TRANSFER_ENCODING) &&
+        !voro_http_te_only_chunked((const char *)c->rq->resp->data, p)) {
+        reply_bad_gateway(c, "the server used a transfer coding an HTTP/1.0 client cannot decode");
         return;
     }
 
@@ -696,9 +756,13 @@ static void response_head_done(struct voro_http_conn *c)
     bool upgrade = p->status == 101 && c->rq->req_upgrade;
     enum voro_http1_body kind = voro_http1_body_kind(p, c->rq->req_head, false);
     voro_http_body_init(&c->rq->resp_body, kind, p->content_length);
+    /* A chunked body reaches an HTTP/1.0 client de-chunked, delimited by the connection's close. */
+    c->rq->resp_body.dechunk = c->rq->req_http10 && kind == VORO_HTTP1_BODY_CHUNKED;
     c->rq->resp_keep_alive = voro_http1_keep_alive(p) && kind != VORO_HTTP1_BODY_UNTIL_CLOSE && !upgrade;
-    bool keep = c->keep_client && c->rq->resp_keep_alive && !upgrade && !w->draining;
+    bool keep = c->keep_client && c->rq->resp_keep_alive && !upgrade && !w->draining && !c->rq->resp_body.dechunk;
     c->keep_client = keep;
+    if (c->rq->req_http10)
+        c->rq->resp_keep_alive = false; /* its request went up with "Connection: close": not reusable */
     struct voro_http_response_rewrite rw = {
         .via = cfg->http.via[0] ? cfg->http.via : NULL,
         .keep_alive = keep,
@@ -771,7 +835,8 @@ static void response_head_done(struct voro_http_conn *c)
     uint32_t extra = c->rq->resp_len - head_len;
     size_t cap = voro_http_out_size(c->view->snap->cfg);
     if (extra && out_len + extra <= cap) {
-        long take = voro_http_body_consume(&c->rq->resp_body, c->rq->resp->data + head_len, extra);
+        size_t fwd = 0;
+        long take = voro_http_body_forward(&c->rq->resp_body, c->rq->resp->data + head_len, extra, &fwd);
         if (take < 0) {
             conn_abort(c);
             return;
@@ -781,11 +846,11 @@ static void response_head_done(struct voro_http_conn *c)
         size_t n;
         const struct voro_http_filter *const *f = voro_http_filters(&n);
         for (size_t i = 0; i < n; i++)
-            if (f[i]->on_response_body && take > 0)
-                f[i]->on_response_body(&c->rq->x, c->rq->resp->data + head_len, (size_t)take);
-        memcpy(c->rq->rout + out_len, c->rq->resp->data + head_len, (size_t)take);
-        out_len += (size_t)take;
-        c->rq->x.bytes_out += (uint64_t)take;
+            if (f[i]->on_response_body && fwd > 0)
+                f[i]->on_response_body(&c->rq->x, c->rq->resp->data + head_len, fwd);
+        memcpy(c->rq->rout + out_len, c->rq->resp->data + head_len, fwd);
+        out_len += fwd;
+        c->rq->x.bytes_out += (uint64_t)fwd;
         c->rq->fwd_off = c->rq->resp_len; /* nothing left to forward from this buffer */
     }
     voro_counter_add(&w->stats.bytes_to_clients, out_len);
@@ -860,13 +925,17 @@ static void on_server_recv(struct voro_op *op, int res)
     c->last_active_ms = w->now_ms;
     voro_counter_add(&c->rq->sc->bytes_in, (uint64_t)res);
     if (c->rq->resp_head_done) {
-        long take = voro_http_body_consume(&c->rq->resp_body, buf->data, (size_t)res);
+        size_t fwd = 0;
+        long take = voro_http_body_forward(&c->rq->resp_body, buf->data, (size_t)res, &fwd);
         if (take < 0) {
             voro_loop_buf_release(w->loop, buf);
             conn_abort(c);
             return;
         }
-        if (take == 0) {
+        /* Bytes beyond the body (a server speaking out of turn) are dropped with the connection. */
+        if ((size_t)take < (size_t)res)
+            c->rq->resp_keep_alive = false;
+        if (fwd == 0) {
             voro_loop_buf_release(w->loop, buf);
             if (c->rq->resp_body.done) {
                 c->rq->resp_done = true;
@@ -876,10 +945,7 @@ static void on_server_recv(struct voro_op *op, int res)
             }
             return;
         }
-        /* Bytes beyond the body (a server speaking out of turn) are dropped with the connection. */
-        if ((size_t)take < (size_t)res)
-            c->rq->resp_keep_alive = false;
-        client_send_fwd(c, buf, 0, (uint32_t)take);
+        client_send_fwd(c, buf, 0, (uint32_t)fwd);
         return;
     }
     /* Accumulating the response head. */
@@ -1231,6 +1297,7 @@ static void connect_next(struct voro_http_conn *c)
     voro_counter_add(&c->rq->sc->active, 1);
     c->rq->resp_any = false;
     c->rq->resp_head_done = false;
+    c->rq->interim_count = 0;
     c->rq->req_body_sent_any = false;
     voro_http1_init(&c->rq->parser, VORO_HTTP1_RESPONSE, NULL);
     /* A request whose body streams from the client cannot be replayed: check a pooled
@@ -1586,7 +1653,7 @@ static void body_collect_begin(struct voro_http_conn *c)
         body_collected(c);
         return;
     }
-    if (p->flags & VORO_HTTP1_F_EXPECT_CONTINUE) {
+    if ((p->flags & VORO_HTTP1_F_EXPECT_CONTINUE) && !c->rq->req_http10) { /* 1.0: ignored (RFC 9110 10.1.1) */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         c->c_send = (struct voro_op){.cb = on_continue_sent, .data = c};
         if (voro_loop_send(w->loop, &c->c_send, c->cfd, cont, sizeof(cont) - 1) == 0)
@@ -1633,7 +1700,9 @@ static void request_head_done(struct voro_http_conn *c)
     c->rq->req_keep_alive = voro_http1_keep_alive(p);
     c->keep_client = c->rq->req_keep_alive && !w->draining;
     c->rq->req_idempotent = method_idempotent(head, p->method);
-    c->rq->req_upgrade = (p->flags & VORO_HTTP1_F_CONN_UPGRADE) && voro_http1_find_header(p, head, "upgrade") != NULL;
+    /* HTTP/1.0 has no upgrade: its Upgrade field is ignored (RFC 9110 7.8). */
+    c->rq->req_upgrade = !c->rq->req_http10 && (p->flags & VORO_HTTP1_F_CONN_UPGRADE) &&
+                     voro_http1_find_header(p, head, "upgrade") != NULL;
     if (voro_http1_span_eq(head, p->method, "CONNECT")) {
         c->rq->req_done = false;
         reply_error(c, 405, "CONNECT is not supported", NULL, NULL);

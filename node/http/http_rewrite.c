@@ -155,6 +155,8 @@ int voro_http_rewrite_response(const char *in, const struct voro_http1_parser *p
         const struct voro_http1_header *h = &p->headers[i];
         if (voro_http_is_hop_by_hop(in, p, h->name) && !(rw->upgrade && name_is(in, h->name, "upgrade")))
             continue;
+        if (rw->client_http10 && name_is(in, h->name, "transfer-encoding"))
+            continue;
         put_span(&o, in, h->name);
         puts_(&o, ": ");
         put_span(&o, in, h->value);
@@ -170,7 +172,9 @@ int voro_http_rewrite_response(const char *in, const struct voro_http1_parser *p
         puts_(&o, rw->via);
         puts_(&o, "\r\n");
     }
-    if (rw->upgrade)
+    if (rw->interim) {
+        /* an interim head says nothing about the connection */
+    } else if (rw->upgrade)
         puts_(&o, "Connection: upgrade\r\n");
     else if (!rw->keep_alive)
         puts_(&o, "Connection: close\r\n");
@@ -181,4 +185,24 @@ int voro_http_rewrite_response(const char *in, const struct voro_http1_parser *p
         return -ENOSPC;
     *out_len = o.len;
     return 0;
+}
+
+bool voro_http_te_only_chunked(const char *in, const struct voro_http1_parser *p)
+{
+    for (uint32_t i = 0; i < p->n_headers; i++) {
+        if (!name_is(in, p->headers[i].name, "transfer-encoding"))
+            continue;
+        const char *v = in + p->headers[i].value.off;
+        uint32_t n = p->headers[i].value.len, pos = 0;
+        while (pos < n) {
+            while (pos < n && (v[pos] == ',' || v[pos] == ' ' || v[pos] == '\t'))
+                pos++;
+            uint32_t start = pos;
+            while (pos < n && v[pos] != ',' && v[pos] != ' ' && v[pos] != '\t')
+                pos++;
+            if (pos > start && !(pos - start == 7 && strncasecmp(v + start, "chunked", 7) == 0))
+                return false;
+        }
+    }
+    return true;
 }

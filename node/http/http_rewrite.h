@@ -25,8 +25,10 @@ struct voro_http_request_rewrite {
 struct voro_http_response_rewrite {
     const char *via;
     bool keep_alive;           /* the client connection stays open after this response */
-    bool client_http10;        /* say "Connection: keep-alive" explicitly to a 1.0 client */
+    bool client_http10;        /* say "Connection: keep-alive" explicitly to a 1.0 client, and send it no
+                                * Transfer-Encoding (RFC 9112 6.1: the body goes de-chunked) */
     bool upgrade;              /* a 101 for a WebSocket: keep Upgrade / Connection: upgrade */
+    bool interim;              /* a 1xx other than 101: no Connection header of Voro's own */
 };
 
 /* Writes the rewritten request head into out[0..cap). Returns 0 and *out_len, or -ENOSPC. */
@@ -34,6 +36,10 @@ int voro_http_rewrite_request(const char *in, const struct voro_http1_parser *p,
                               const struct voro_http_request_rewrite *rw, char *out, size_t cap, size_t *out_len);
 int voro_http_rewrite_response(const char *in, const struct voro_http1_parser *p,
                                const struct voro_http_response_rewrite *rw, char *out, size_t cap, size_t *out_len);
+
+/* True when the head's Transfer-Encoding fields (if any) name no coding but chunked: what
+ * Voro can undo for an HTTP/1.0 client. */
+bool voro_http_te_only_chunked(const char *in, const struct voro_http1_parser *p);
 
 /* True for hop-by-hop header names (RFC 9110 7.6.1) and names listed in the Connection header. */
 bool voro_http_is_hop_by_hop(const char *in, const struct voro_http1_parser *p, struct voro_http1_span name);
