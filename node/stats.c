@@ -111,8 +111,11 @@ static void json_worker(const struct voro_worker *w, bool retiring, void *arg)
                        voro_counter_get(&w->stats.http_responses[4]));
     struct voro_loop_stats ls;
     voro_loop_get_stats(w->loop, &ls);
-    voro_strbuf_printf(o, ",\"buffers_in_use\":%u,\"buffers_total\":%u,\"buffer_waits\":%" PRIu64 ",\"hugepages\":%s}",
-                       ls.bufs_in_use, ls.bufs_total, ls.buf_waits, ls.hugepages ? "true" : "false");
+    voro_strbuf_printf(o,
+                       ",\"buffers_in_use\":%u,\"buffers_total\":%u,\"request_buffers_in_use\":%u,"
+                       "\"request_buffers_total\":%u,\"buffer_waits\":%" PRIu64 ",\"hugepages\":%s}",
+                       ls.bufs_in_use, ls.bufs_total, ls.request_bufs_in_use, ls.request_bufs_total, ls.buf_waits,
+                       ls.hugepages ? "true" : "false");
     jc->first = false;
 }
 

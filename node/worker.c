@@ -410,6 +410,21 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* With HTTP listeners, a quarter of the receive buffers carry what clients send (heads, bodies,
+ * pipelined requests) and the rest responses and L4 traffic: clients holding request buffers
+ * (slow bodies, pipelining) can never take the buffers responses need, and the quarter is the
+ * per-worker cap on request input held at once. A node without HTTP listeners keeps one pool
+ * (workers are created with the config in force; a reload that adds the first HTTP listener
+ * keeps the pool undivided until threads or io_model change). */
+static unsigned request_buffers(const struct voro_config *cfg)
+{
+    unsigned count = cfg->buf_count ? cfg->buf_count : 1024;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].mode == VORO_MODE_HTTP && count >= 16)
+            return count / 4;
+    return 0;
+}
+
 int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsigned slot, unsigned id,
                        uint64_t cohort, enum voro_io_model model, const struct voro_config *cfg)
 {
@@ -425,6 +440,7 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
     struct voro_loop_opts lo = {
         .model = model,
         .buf_count = cfg->buf_count,
+        .request_buf_count = request_buffers(cfg),
         .buf_size = cfg->buf_size,
         .queue_depth = 1024,
         .hugepages = cfg->hugepages,

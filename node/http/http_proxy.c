@@ -1112,7 +1112,7 @@ static void on_client_body_recv(struct voro_op *op, int res)
 
 static void client_recv_body(struct voro_http_conn *c)
 {
-    c->c_recv = (struct voro_op){.cb = on_client_body_recv, .data = c};
+    c->c_recv = (struct voro_op){.cb = on_client_body_recv, .data = c, .buf_class = VORO_BUF_REQUEST};
     if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0) {
         c->pending |= P_CLIENT_RECV;
         if (!c->rq->body_deadline_set) {
@@ -1595,7 +1595,7 @@ static void on_client_collect_recv(struct voro_op *op, int res)
 
 static void body_collect_more(struct voro_http_conn *c)
 {
-    c->c_recv = (struct voro_op){.cb = on_client_collect_recv, .data = c};
+    c->c_recv = (struct voro_op){.cb = on_client_collect_recv, .data = c, .buf_class = VORO_BUF_REQUEST};
     if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0) {
         c->pending |= P_CLIENT_RECV;
         if (!c->rq->body_deadline_set) {
@@ -1893,7 +1893,7 @@ static void client_read_head(struct voro_http_conn *c)
     if (c->pending & P_CLIENT_RECV)
         return; /* the read armed while the last request was upstream is still waiting */
     in_compact(c);
-    c->c_recv = (struct voro_op){.cb = on_client_head_recv, .data = c};
+    c->c_recv = (struct voro_op){.cb = on_client_head_recv, .data = c, .buf_class = VORO_BUF_REQUEST};
     if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0)
         c->pending |= P_CLIENT_RECV;
     else
@@ -1910,7 +1910,7 @@ static void client_watch(struct voro_http_conn *c)
         return; /* an upgrade's client bytes belong to the tunnel that may follow */
     if (c->in && c->in_len >= c->in->cap)
         return; /* already holding a full buffer of the next requests: the client is alive */
-    c->c_recv = (struct voro_op){.cb = on_client_head_recv, .data = c};
+    c->c_recv = (struct voro_op){.cb = on_client_head_recv, .data = c, .buf_class = VORO_BUF_REQUEST};
     if (voro_loop_recv(c->w->loop, &c->c_recv, c->cfd) == 0)
         c->pending |= P_CLIENT_RECV;
 }

@@ -37,11 +37,13 @@ static void *pool_map(size_t *len, bool hugepages, bool *is_huge)
     return p == MAP_FAILED ? NULL : p;
 }
 
-int voro_buf_pool_init(struct voro_buf_pool *p, unsigned count, unsigned size, bool hugepages)
+int voro_buf_pool_init(struct voro_buf_pool *p, unsigned count, unsigned size, bool hugepages, unsigned class1_count)
 {
     memset(p, 0, sizeof(*p));
-    if (count == 0 || size == 0)
+    if (count == 0 || size == 0 || class1_count >= count)
         return -EINVAL;
+    p->class_count[0] = count - class1_count;
+    p->class_count[1] = class1_count;
     p->count = count;
     p->size = size;
     p->map_len = (size_t)count * size;
@@ -53,14 +55,18 @@ int voro_buf_pool_init(struct voro_buf_pool *p, unsigned count, unsigned size, b
     p->state = calloc(count, 1);
     if (!p->bufs || !p->free_ids || !p->state)
         goto fail;
-    /* Lowest ids on top of the stack, so a fresh pool hands out 0, 1, 2, ... */
     for (uint32_t i = 0; i < count; i++) {
         p->bufs[i].data = p->mem + (size_t)i * size;
         p->bufs[i].cap = size;
         p->bufs[i].id = i;
-        p->free_ids[i] = count - 1 - i;
     }
-    p->nfree = count;
+    /* Lowest ids on top of each stack, so a fresh pool hands out 0, 1, 2, ... */
+    for (unsigned c = 0; c < VORO_BUF_CLASSES; c++) {
+        uint32_t start = c ? p->class_count[0] : 0;
+        for (uint32_t k = 0; k < p->class_count[c]; k++)
+            p->free_ids[start + k] = start + p->class_count[c] - 1 - k;
+        p->nfree[c] = p->class_count[c];
+    }
     return 0;
 fail:
     voro_buf_pool_fini(p);
@@ -77,36 +83,49 @@ void voro_buf_pool_fini(struct voro_buf_pool *p)
     memset(p, 0, sizeof(*p));
 }
 
-static struct voro_buf *pool_pop(struct voro_buf_pool *p, uint8_t to)
+static uint32_t class_start(const struct voro_buf_pool *p, unsigned c) { return c ? p->class_count[0] : 0; }
+
+static struct voro_buf *pool_pop(struct voro_buf_pool *p, unsigned cls, uint8_t to)
 {
-    if (p->nfree == 0)
+    unsigned c = voro_buf_pool_class(p, cls);
+    if (p->nfree[c] == 0)
         return NULL;
-    uint32_t id = p->free_ids[--p->nfree];
+    uint32_t id = p->free_ids[class_start(p, c) + --p->nfree[c]];
     p->state[id] = to;
     return &p->bufs[id];
 }
 
-struct voro_buf *voro_buf_pool_get(struct voro_buf_pool *p)
+static void pool_push(struct voro_buf_pool *p, uint32_t id)
 {
-    struct voro_buf *b = pool_pop(p, BUF_OWNED);
-    if (b) {
-        p->owned++;
-        b->len = 0;
-        b->offset = 0;
-    }
+    unsigned c = voro_buf_pool_class_of(p, id);
+    p->state[id] = BUF_FREE;
+    p->free_ids[class_start(p, c) + p->nfree[c]++] = id;
+}
+
+static void mark_owned(struct voro_buf_pool *p, struct voro_buf *b)
+{
+    p->owned++;
+    p->owned_class[voro_buf_pool_class_of(p, b->id)]++;
+    b->len = 0;
+    b->offset = 0;
+}
+
+struct voro_buf *voro_buf_pool_get(struct voro_buf_pool *p, unsigned cls)
+{
+    struct voro_buf *b = pool_pop(p, cls, BUF_OWNED);
+    if (b)
+        mark_owned(p, b);
     return b;
 }
 
-struct voro_buf *voro_buf_pool_lend(struct voro_buf_pool *p) { return pool_pop(p, BUF_LENT); }
+struct voro_buf *voro_buf_pool_lend(struct voro_buf_pool *p, unsigned cls) { return pool_pop(p, cls, BUF_LENT); }
 
 struct voro_buf *voro_buf_pool_claim(struct voro_buf_pool *p, uint32_t id)
 {
     if (id >= p->count || p->state[id] != BUF_LENT)
         return NULL;
     p->state[id] = BUF_OWNED;
-    p->owned++;
-    p->bufs[id].len = 0;
-    p->bufs[id].offset = 0;
+    mark_owned(p, &p->bufs[id]);
     return &p->bufs[id];
 }
 
@@ -117,9 +136,9 @@ int voro_buf_pool_put(struct voro_buf_pool *p, struct voro_buf *buf)
     uint32_t id = (uint32_t)(buf - p->bufs);
     if (p->state[id] != BUF_OWNED)
         return -EINVAL;
-    p->state[id] = BUF_FREE;
     p->owned--;
-    p->free_ids[p->nfree++] = id;
+    p->owned_class[voro_buf_pool_class_of(p, id)]--;
+    pool_push(p, id);
     return 0;
 }
 
@@ -127,6 +146,5 @@ void voro_buf_pool_unlend(struct voro_buf_pool *p, uint32_t id)
 {
     if (id >= p->count || p->state[id] != BUF_LENT)
         return;
-    p->state[id] = BUF_FREE;
-    p->free_ids[p->nfree++] = id;
+    pool_push(p, id);
 }

@@ -45,7 +45,8 @@ int voro_loop_create(struct voro_loop **out, const struct voro_loop_opts *opts)
         return -ENOMEM;
     loop->opts = *opts;
     fill_defaults(&loop->opts);
-    int rc = voro_buf_pool_init(&loop->pool, loop->opts.buf_count, loop->opts.buf_size, loop->opts.hugepages);
+    int rc = voro_buf_pool_init(&loop->pool, loop->opts.buf_count, loop->opts.buf_size, loop->opts.hugepages,
+                                loop->opts.request_buf_count);
     if (rc < 0)
         goto fail_loop;
     rc = -ENOSYS;
@@ -92,6 +93,8 @@ void voro_loop_get_stats(const struct voro_loop *loop, struct voro_loop_stats *o
     out->buf_waits = loop->buf_waits;
     out->bufs_in_use = loop->pool.owned;
     out->bufs_total = loop->pool.count;
+    out->request_bufs_in_use = loop->pool.owned_class[1];
+    out->request_bufs_total = loop->pool.class_count[1];
     out->hugepages = loop->pool.huge;
 }
 

@@ -41,6 +41,13 @@ const char *voro_io_model_name(enum voro_io_model model);
 /* Returns 0 and sets *out, or -EINVAL for an unknown name. */
 int voro_io_model_parse(const char *name, enum voro_io_model *out);
 
+/* Receive buffers come in two classes, so that one kind of traffic cannot take every buffer from
+ * another: VORO_BUF_REQUEST buffers carry what HTTP clients send (heads, bodies, pipelined
+ * requests), VORO_BUF_GENERAL everything else (responses, L4 and UDP traffic). A loop created
+ * without request buffers serves both from one pool. */
+#define VORO_BUF_GENERAL 0
+#define VORO_BUF_REQUEST 1
+
 /* A loop-owned receive buffer. `data` points at `cap` bytes; `len` bytes are valid after recv. */
 struct voro_buf {
     uint8_t *data;
@@ -80,6 +87,9 @@ struct voro_op {
      * socket means it is drained, which lets edge-triggered backends skip a futile recv; a
      * datagram socket may hold more datagrams after a short one. */
     bool dgram;
+    /* Set by the caller (kept across arms): the buffer class a recv draws from
+     * (VORO_BUF_GENERAL or VORO_BUF_REQUEST). */
+    uint8_t buf_class;
     /* Private to the loop backends. */
     uint8_t type;
     uint8_t state;
@@ -109,7 +119,8 @@ struct voro_op {
 
 struct voro_loop_opts {
     enum voro_io_model model; /* requested backend */
-    unsigned buf_count;       /* receive buffers in the pool (io_uring: power of two, <= 32768); default 1024 */
+    unsigned buf_count;       /* receive buffers in the pool (io_uring: <= 32768); default 1024 */
+    unsigned request_buf_count; /* of those, VORO_BUF_REQUEST ones (0 = one shared class); < buf_count */
     unsigned buf_size;        /* bytes per buffer; default 16384 */
     unsigned queue_depth;     /* io_uring SQ entries; default 1024 */
     unsigned max_fds;         /* readiness backends size their fd table to this; default RLIMIT_NOFILE */
@@ -121,6 +132,8 @@ struct voro_loop_stats {
     uint64_t buf_waits;    /* recvs that had to wait for a free buffer */
     uint32_t bufs_in_use;  /* buffers currently owned by callers */
     uint32_t bufs_total;
+    uint32_t request_bufs_in_use; /* of those, VORO_BUF_REQUEST ones */
+    uint32_t request_bufs_total;
     bool hugepages;        /* the pool really is backed by huge pages */
 };
 

@@ -117,12 +117,12 @@ static void queue_attempt(struct voro_ready *r, struct voro_op *op)
     voro_op_list_push(&r->attempt, op);
 }
 
-/* A buffer became free: let the oldest waiting recv try again. */
-static void buf_kick(struct voro_ready *r)
+/* A buffer of class `cls` became free: let the oldest recv waiting for that class try again. */
+static void buf_kick(struct voro_ready *r, unsigned cls)
 {
-    if (!r->bufwait.head || r->loop->pool.nfree == 0)
+    if (!r->bufwait[cls].head || r->loop->pool.nfree[cls] == 0)
         return;
-    struct voro_op *op = voro_op_list_pop(&r->bufwait);
+    struct voro_op *op = voro_op_list_pop(&r->bufwait[cls]);
     queue_attempt(r, op);
     (void)r->w->update(r, op->fd);
 }
@@ -166,10 +166,11 @@ static void attempt(struct voro_ready *r, struct voro_op *op)
                 continue;
             break;
         case VORO_OP_RECV: {
-            struct voro_buf *b = voro_buf_pool_get(&loop->pool);
+            unsigned cls = voro_buf_pool_class(&loop->pool, op->buf_class);
+            struct voro_buf *b = voro_buf_pool_get(&loop->pool, cls);
             if (!b) {
                 op->state = RS_BUFWAIT;
-                voro_op_list_push(&r->bufwait, op);
+                voro_op_list_push(&r->bufwait[cls], op);
                 loop->buf_waits++;
                 (void)r->w->update(r, op->fd);
                 return;
@@ -187,7 +188,7 @@ static void attempt(struct voro_ready *r, struct voro_op *op)
                 return;
             }
             voro_buf_pool_put(&loop->pool, b);
-            buf_kick(r);
+            buf_kick(r, cls);
             if (n == 0) {
                 finish(r, op, 0);
                 return;
@@ -424,7 +425,7 @@ void voro_ready_cancel(struct voro_loop *loop, struct voro_op *op)
         finish(r, op, -ECANCELED);
         break;
     case RS_BUFWAIT:
-        voro_op_list_unlink(&r->bufwait, op);
+        voro_op_list_unlink(&r->bufwait[voro_buf_pool_class(&loop->pool, op->buf_class)], op);
         finish(r, op, -ECANCELED);
         break;
     case RS_TIMER:
@@ -467,8 +468,7 @@ int voro_ready_forget_fd(struct voro_loop *loop, int fd)
 
 void voro_ready_buf_released(struct voro_loop *loop, struct voro_buf *buf)
 {
-    (void)buf;
-    buf_kick(loop->state);
+    buf_kick(loop->state, voro_buf_pool_class_of(&loop->pool, buf->id));
 }
 
 int voro_ready_init(struct voro_loop *loop, const struct voro_ready_waiter *w)

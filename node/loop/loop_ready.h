@@ -48,7 +48,7 @@ struct voro_ready {
     unsigned nfds;
     struct voro_op_list attempt; /* ops whose syscall should be tried now */
     struct voro_op_list done;    /* completed ops waiting for their callback */
-    struct voro_op_list bufwait; /* recvs waiting for a free buffer */
+    struct voro_op_list bufwait[VORO_BUF_CLASSES]; /* recvs waiting for a free buffer of their class */
     struct voro_op_list timers;  /* sorted by deadline */
     int wake_fd;                 /* owned eventfd */
     bool woken;

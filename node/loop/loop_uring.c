@@ -25,7 +25,8 @@ enum { US_IDLE = 0, US_INFLIGHT = 1, US_POLLING = 2, US_PARKED = 3, US_DONE = 4 
 #define US_PHASE(st) ((st)&0x7f)
 #define US_CANCEL 0x80
 
-#define BGID 0 /* buffer groups are per ring, so one fixed id per loop is enough */
+/* Buffer groups are per ring: group id = buffer class (VORO_BUF_GENERAL, VORO_BUF_REQUEST), each
+ * with its own provided-buffer ring, so the kernel picks a recv's buffer from its class only. */
 
 /* Deferred completions (parked ops cancelled, failed re-submissions) carry their result in fd2,
  * which a finished op no longer needs. */
@@ -35,12 +36,12 @@ struct uring_state {
     struct io_uring ring;
     bool ring_ok;
     bool enabled; /* created with IORING_SETUP_R_DISABLED until the running thread enables it */
-    struct io_uring_buf_ring *br; /* owned (posix_memalign) */
-    unsigned br_entries;
+    struct io_uring_buf_ring *br[VORO_BUF_CLASSES]; /* owned (posix_memalign); NULL for an empty class */
+    unsigned br_entries[VORO_BUF_CLASSES];
     int wake_fd; /* owned, blocking eventfd: io_uring would fail a non-blocking read with -EAGAIN */
     uint64_t wake_val;
     bool woken;
-    struct voro_op_list parked; /* recvs that got -ENOBUFS, waiting for a released buffer */
+    struct voro_op_list parked[VORO_BUF_CLASSES]; /* recvs that got -ENOBUFS, waiting for a released buffer */
     struct voro_op_list done;   /* completions decided outside a CQE */
     /* Per-fd sides, only to refuse a second read-side or write-side op with -EBUSY like the
      * readiness backends do; fds >= nfdt are not tracked. */
@@ -77,10 +78,13 @@ static struct io_uring_sqe *get_sqe(struct uring_state *s)
     return sqe;
 }
 
-static void ring_give(struct uring_state *s, struct voro_buf *b)
+/* Hands buffer `b` to the kernel through the ring of its class. */
+static void ring_give(struct voro_loop *loop, struct uring_state *s, struct voro_buf *b)
 {
-    io_uring_buf_ring_add(s->br, b->data, b->cap, (unsigned short)b->id, io_uring_buf_ring_mask(s->br_entries), 0);
-    io_uring_buf_ring_advance(s->br, 1);
+    unsigned c = voro_buf_pool_class_of(&loop->pool, b->id);
+    io_uring_buf_ring_add(s->br[c], b->data, b->cap, (unsigned short)b->id, io_uring_buf_ring_mask(s->br_entries[c]),
+                          0);
+    io_uring_buf_ring_advance(s->br[c], 1);
 }
 
 static void defer_complete(struct uring_state *s, struct voro_op *op, int res)
@@ -114,7 +118,7 @@ static int submit_op(struct voro_loop *loop, struct uring_state *s, struct voro_
     case VORO_OP_RECV:
         io_uring_prep_recv(sqe, op->fd, NULL, loop->pool.size, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = BGID;
+        sqe->buf_group = (uint16_t)voro_buf_pool_class(&loop->pool, op->buf_class);
         break;
     case VORO_OP_SEND:
         io_uring_prep_send(sqe, op->fd, op->u.io.ptr + op->u.io.done, op->u.io.len - op->u.io.done, MSG_NOSIGNAL);
@@ -184,16 +188,16 @@ static int deliver(struct voro_loop *loop, struct voro_op *op, int res, bool mor
     return 1;
 }
 
-static unsigned bufs_in_ring(const struct voro_loop *loop)
+static unsigned bufs_in_ring(const struct voro_loop *loop, unsigned cls)
 {
-    return loop->pool.count - loop->pool.nfree - loop->pool.owned;
+    return loop->pool.class_count[cls] - loop->pool.nfree[cls] - loop->pool.owned_class[cls];
 }
 
-static void kick_parked(struct voro_loop *loop, struct uring_state *s)
+static void kick_parked(struct voro_loop *loop, struct uring_state *s, unsigned cls)
 {
-    if (!s->parked.head || bufs_in_ring(loop) == 0)
+    if (!s->parked[cls].head || bufs_in_ring(loop, cls) == 0)
         return;
-    struct voro_op *op = voro_op_list_pop(&s->parked);
+    struct voro_op *op = voro_op_list_pop(&s->parked[cls]);
     op->state = US_IDLE;
     int rc = submit_op(loop, s, op);
     if (rc < 0)
@@ -236,16 +240,17 @@ static int handle_cqe(struct voro_loop *loop, struct uring_state *s, uint64_t ud
                 op->buf->len = (uint32_t)res;
             } else if (bid < loop->pool.count) {
                 /* Consumed without data (EOF or error): straight back into the ring. */
-                ring_give(s, &loop->pool.bufs[bid]);
-                kick_parked(loop, s);
+                ring_give(loop, s, &loop->pool.bufs[bid]);
+                kick_parked(loop, s, voro_buf_pool_class_of(&loop->pool, bid));
             }
         }
         if (res == -ENOBUFS && !cancelled) {
+            unsigned cls = voro_buf_pool_class(&loop->pool, op->buf_class);
             op->state = US_PARKED;
-            voro_op_list_push(&s->parked, op);
+            voro_op_list_push(&s->parked[cls], op);
             loop->buf_waits++;
             /* A buffer may have come back between the kernel's failure and now. */
-            kick_parked(loop, s);
+            kick_parked(loop, s, cls);
             return 0;
         }
         if (cancelled && res == -ENOBUFS)
@@ -388,7 +393,7 @@ static void ur_cancel(struct voro_loop *loop, struct voro_op *op)
         break;
     }
     case US_PARKED:
-        voro_op_list_unlink(&s->parked, op);
+        voro_op_list_unlink(&s->parked[voro_buf_pool_class(&loop->pool, op->buf_class)], op);
         defer_complete(s, op, -ECANCELED);
         break;
     default:
@@ -412,12 +417,12 @@ static int ur_forget_fd(struct voro_loop *loop, int fd)
 
 static void ur_buf_released(struct voro_loop *loop, struct voro_buf *buf)
 {
-    (void)buf;
     struct uring_state *s = loop->state;
-    struct voro_buf *b = voro_buf_pool_lend(&loop->pool);
+    unsigned cls = voro_buf_pool_class_of(&loop->pool, buf->id);
+    struct voro_buf *b = voro_buf_pool_lend(&loop->pool, cls);
     if (b)
-        ring_give(s, b);
-    kick_parked(loop, s);
+        ring_give(loop, s, b);
+    kick_parked(loop, s, cls);
 }
 
 static void ur_fini(struct voro_loop *loop)
@@ -427,7 +432,8 @@ static void ur_fini(struct voro_loop *loop)
         return;
     if (s->ring_ok)
         io_uring_queue_exit(&s->ring);
-    free(s->br);
+    for (unsigned c = 0; c < VORO_BUF_CLASSES; c++)
+        free(s->br[c]);
     free(s->fdt);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
@@ -471,27 +477,31 @@ static int ur_init(struct voro_loop *loop)
         goto fail;
     s->ring_ok = true;
 
-    s->br_entries = 1;
-    while (s->br_entries < o->buf_count)
-        s->br_entries <<= 1;
-    void *mem = NULL;
-    rc = -posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE), s->br_entries * sizeof(struct io_uring_buf));
-    if (rc < 0)
-        goto fail;
-    s->br = mem;
-    memset(s->br, 0, s->br_entries * sizeof(struct io_uring_buf));
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (uint64_t)(uintptr_t)s->br;
-    reg.ring_entries = s->br_entries;
-    reg.bgid = BGID;
-    rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
-    if (rc < 0)
-        goto fail;
-    io_uring_buf_ring_init(s->br);
-    struct voro_buf *b;
-    while ((b = voro_buf_pool_lend(&loop->pool)))
-        ring_give(s, b);
+    for (unsigned c = 0; c < VORO_BUF_CLASSES; c++) {
+        if (loop->pool.class_count[c] == 0)
+            continue;
+        s->br_entries[c] = 1;
+        while (s->br_entries[c] < loop->pool.class_count[c])
+            s->br_entries[c] <<= 1;
+        void *mem = NULL;
+        rc = -posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE), s->br_entries[c] * sizeof(struct io_uring_buf));
+        if (rc < 0)
+            goto fail;
+        s->br[c] = mem;
+        memset(s->br[c], 0, s->br_entries[c] * sizeof(struct io_uring_buf));
+        struct io_uring_buf_reg reg;
+        memset(&reg, 0, sizeof(reg));
+        reg.ring_addr = (uint64_t)(uintptr_t)s->br[c];
+        reg.ring_entries = s->br_entries[c];
+        reg.bgid = (uint16_t)c;
+        rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
+        if (rc < 0)
+            goto fail;
+        io_uring_buf_ring_init(s->br[c]);
+        struct voro_buf *b;
+        while ((b = voro_buf_pool_lend(&loop->pool, c)))
+            ring_give(loop, s, b);
+    }
 
     s->wake_fd = eventfd(0, EFD_CLOEXEC);
     if (s->wake_fd < 0) {

@@ -697,6 +697,65 @@ static void test_buf_exhaustion(void **state)
     voro_loop_destroy(loop);
 }
 
+/* --- buffer classes: request input cannot take the buffers the rest needs --- */
+
+static void test_buf_classes(void **state)
+{
+    (void)state;
+    /* 6 buffers: 4 general, 2 for request input. */
+    struct voro_loop_opts o = {.buf_count = 6, .request_buf_count = 2, .buf_size = 4096, .queue_depth = 64};
+    struct voro_loop *loop = make_loop_opts(&o);
+    int sv[4][2];
+    struct rec r[4];
+    struct voro_op op[4];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 4; i++) {
+        unix_pair(sv[i]);
+        assert_int_equal(write(sv[i][1], "hello", 5), 5);
+        /* Three request-class recvs, then one general recv. */
+        op[i] = (struct voro_op){.cb = rec_cb, .data = &r[i], .buf_class = i < 3 ? VORO_BUF_REQUEST : VORO_BUF_GENERAL};
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(voro_loop_recv(loop, &op[i], sv[i][0]), 0);
+        RUN_UNTIL(loop, r[i].calls == 1);
+        assert_int_equal(r[i].res, 5);
+    }
+    struct voro_loop_stats st;
+    voro_loop_get_stats(loop, &st);
+    assert_int_equal(st.request_bufs_total, 2);
+    assert_int_equal(st.request_bufs_in_use, 2);
+    /* The request class is spent: a third request recv waits although general buffers are free... */
+    assert_int_equal(voro_loop_recv(loop, &op[2], sv[2][0]), 0);
+    for (int i = 0; i < 4; i++)
+        assert_true(voro_loop_run(loop, 20) >= 0);
+    assert_int_equal(r[2].calls, 0);
+    /* ...and a general recv still gets one at once. */
+    assert_int_equal(voro_loop_recv(loop, &op[3], sv[3][0]), 0);
+    RUN_UNTIL(loop, r[3].calls == 1);
+    assert_int_equal(r[3].res, 5);
+    voro_loop_get_stats(loop, &st);
+    assert_int_equal(st.bufs_in_use, 3);
+    /* Releasing a general buffer does not wake the request recv; releasing a request one does. */
+    voro_loop_buf_release(loop, r[3].buf);
+    for (int i = 0; i < 4; i++)
+        assert_true(voro_loop_run(loop, 20) >= 0);
+    assert_int_equal(r[2].calls, 0);
+    voro_loop_buf_release(loop, r[0].buf);
+    RUN_UNTIL(loop, r[2].calls == 1);
+    assert_int_equal(r[2].res, 5);
+    assert_memory_equal(r[2].buf->data, "hello", 5);
+    voro_loop_buf_release(loop, r[1].buf);
+    voro_loop_buf_release(loop, r[2].buf);
+    voro_loop_get_stats(loop, &st);
+    assert_int_equal(st.bufs_in_use, 0);
+    assert_int_equal(st.request_bufs_in_use, 0);
+    for (int i = 0; i < 4; i++) {
+        voro_loop_close(loop, sv[i][0]);
+        close(sv[i][1]);
+    }
+    voro_loop_destroy(loop);
+}
+
 /* --- select's FD_SETSIZE limit --- */
 
 static void test_high_fd(void **state)
@@ -894,6 +953,7 @@ static void test_read_pipe(void **state)
     cmocka_unit_test(test_timeout),                        \
     cmocka_unit_test(test_cancel_recv),                    \
     cmocka_unit_test(test_buf_exhaustion),                 \
+    cmocka_unit_test(test_buf_classes),                    \
     cmocka_unit_test(test_high_fd),                        \
     cmocka_unit_test(test_wakeup),                         \
     cmocka_unit_test(test_udp_msg),                        \
