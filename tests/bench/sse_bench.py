@@ -201,9 +201,9 @@ def parse_args(argv):
     ap.add_argument("--proxies", default=",".join(PROXIES))
     ap.add_argument("--streams", type=int, default=2000)
     ap.add_argument("--tokens", type=int, default=20)
-    ap.add_argument("--step-ms", type=float, default=30.0,
+    ap.add_argument("--step-ms", type=float, default=60.0,
                     help="gpusim base step: at a full 256 batch a step takes ~6 x this, a stream --tokens steps")
-    ap.add_argument("--stream-timeout", type=float, default=60.0, help="every stream must end within this")
+    ap.add_argument("--stream-timeout", type=float, default=30.0, help="every stream must end within this")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="short run (< 60 s): 200 streams, 1 repeat")
     ap.add_argument("--proxy-core", default="0")

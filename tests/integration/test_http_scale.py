@@ -249,10 +249,10 @@ def case_idle_plus_active(r, model):
 
 def case_sse_slowloris(r, model):
     streams, slow = (SELECT_SSE_STREAMS, SELECT_SLOWLORIS) if model == "select" else (SSE_STREAMS, SLOWLORIS)
-    # 8 GPUs x 256 batch slots hold every stream at once; a 30 ms step (~180 ms at a 256 batch) makes each
-    # stream last ~4 s, longer than opening them all takes, so all are open through Voro together: the peak of
-    # gpusim's running count, sampled meanwhile, checks that.
-    g = Gpusim(gpusim_binary(r.args.build_dir), "--gpus", "8", "--max-batch", "256", "--step-ms", "30",
+    # 8 GPUs x 256 batch slots hold every stream at once; a 45 ms step (~275 ms at a 256 batch) makes each
+    # stream last ~5.5 s, longer than opening them all takes on a busy machine, so all are open through Voro
+    # together: the peak of gpusim's running count, sampled meanwhile, checks that.
+    g = Gpusim(gpusim_binary(r.args.build_dir), "--gpus", "8", "--max-batch", "256", "--step-ms", "45",
                "--prefill-ms", "0", "--kv-blocks", "4096")
     v = sl = sse = None
     problems = []
