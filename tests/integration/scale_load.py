@@ -8,7 +8,7 @@ object per report on stdout. Standard library only; loopback only.
                                                 commands on stdin: check | probe K | quit
   scale_load.py active --port P --conns C --seconds S
   scale_load.py sse --port P --streams N --tokens T --timeout S
-  scale_load.py slowloris --port P --count N --interval S --timeout S
+  scale_load.py slowloris --port P --count N --interval S --timeout S [--duration S]
 """
 import argparse
 import json
@@ -377,27 +377,35 @@ def mode_sse(a):
 
 def mode_slowloris(a):
     """--count connections each send a request head one byte every --interval seconds and never end it;
-    reports when and how the proxy cut each one (408 answer, EOF or reset), timed from its first byte."""
+    reports when and how the proxy cut each one (408 answer, EOF or reset), timed from its first byte.
+    For --duration seconds a client that was cut is replaced by a new one, so --count stay in place."""
     sel = selectors.DefaultSelector()
     head = b"GET /slow HTTP/1.1\r\nHost: scale\r\nX-Slow: "
-    conns = {}
     errors = {}
-    for _ in range(a.count):
+    live = {}
+    sent_max = [0]
+    opened = [0]
+
+    def open_one():
         try:
             s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.setblocking(False)
         except OSError as e:
             count(errors, "connect: " + type(e).__name__)
-            continue
-        conns[s] = {"sent": 0, "first": None, "next": 0.0, "got": b""}
+            return
+        opened[0] += 1
+        live[s] = {"sent": 0, "first": None, "next": 0.0, "got": b""}
         sel.register(s, selectors.EVENT_READ)
-    emit({"event": "connected", "count": len(conns), "errors": errors})
+
+    for _ in range(a.count):
+        open_one()
+    emit({"event": "connected", "count": len(live), "errors": errors})
     cut = []            # seconds from first byte to the cut
     how = {}
     t0 = time.monotonic()
-    end = t0 + a.timeout
-    live = dict(conns)
+    replace_until = t0 + a.duration
+    end = replace_until + a.timeout
     while live and time.monotonic() < end:
         now = time.monotonic()
         for s, st in live.items():
@@ -413,6 +421,7 @@ def mode_slowloris(a):
                 except OSError:
                     pass  # the read side reports the cut
                 st["next"] = now + a.interval
+        gone = 0
         for key, _ in sel.select(0.05):
             s = key.fileobj
             st = live[s]
@@ -432,15 +441,21 @@ def mode_slowloris(a):
                     else "answer %r" % line[:40]
             count(how, kind)
             cut.append(time.monotonic() - (st["first"] or t0))
+            sent_max[0] = max(sent_max[0], st["sent"])
             sel.unregister(s)
             del live[s]
             s.close()
-    for s in live:
+            gone += 1
+        if time.monotonic() < replace_until:
+            for _ in range(gone):
+                open_one()
+    for s, st in live.items():
+        sent_max[0] = max(sent_max[0], st["sent"])
         s.close()
     cut.sort()
-    emit({"event": "slowloris", "count": len(conns), "cut": len(cut), "not_cut": len(live), "how": how,
-          "cut_p50_s": round(cut[len(cut) // 2], 3) if cut else None, "cut_max_s": round(cut[-1], 3) if cut else None,
-          "bytes_max": max((st["sent"] for st in conns.values()), default=0)})
+    emit({"event": "slowloris", "count": opened[0], "cut": len(cut), "not_cut": len(live), "how": how,
+          "errors": errors, "cut_p50_s": round(cut[len(cut) // 2], 3) if cut else None,
+          "cut_max_s": round(cut[-1], 3) if cut else None, "bytes_max": sent_max[0]})
     return 0
 
 
@@ -469,12 +484,15 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--interval", type=float, default=0.5)
+    p.add_argument("--duration", type=float, default=0.0, help="seconds during which cut clients are replaced")
     p.add_argument("--timeout", type=float, default=15.0)
     a = ap.parse_args()
     for k in ("count", "conns", "streams", "concurrency", "tokens"):
         v = getattr(a, k, None)
         if v is not None and not 1 <= v <= 20000:
             ap.error(f"--{k} must be in 1..20000")
+    if getattr(a, "duration", 0) and not 0 <= a.duration <= 3600:
+        ap.error("--duration must be in [0, 3600]")
     for k in ("seconds", "timeout", "interval", "setup_timeout", "max_seconds"):
         v = getattr(a, k, None)
         if v is not None and not 0 < v <= 3600:
