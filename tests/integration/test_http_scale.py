@@ -50,6 +50,7 @@ SSE_RSS_BOUND_MIB = 96              # peak RSS (VmHWM) of voro over the whole ca
 PEAK_SHARE = 0.95                   # share of the streams that must run on gpusim at the same time
 SELECT_SSE_STREAMS = 200            # select(2): FD_SETSIZE = 1024 descriptors in all
 SELECT_SLOWLORIS = 50
+SELECT_BUFFERS = 128                # [server] buffers for select (default 1024 for the others)
 
 # disconnect_*
 SLOW_TOKENS = 3000                  # ~30 s of generation at 10 ms a step: far beyond ABORT_WAIT_S
@@ -119,8 +120,8 @@ class Gpusim:
         self.log.close()
 
 
-def voro_conf(port, gport, extra_http=""):
-    return (f"[server]\nthreads = 1\n[node]\nadmin_address = {{admin}}\n"
+def voro_conf(port, gport, extra_http="", extra_server=""):
+    return (f"[server]\nthreads = 1\n{extra_server}[node]\nadmin_address = {{admin}}\n"
             f"[timeouts]\nidle = 10m\ndrain = 1s\n"
             f"[http]\nheader_timeout = {int(HEAD_TIMEOUT_S * 1000)}ms\nkeepalive_timeout = 5m\n{extra_http}"
             f"[listener api]\nmode = http\nbind = 127.0.0.1:{port}\npool = gpu\n"
@@ -249,7 +250,10 @@ def case_idle_plus_active(r, model):
 # ---------------------------------------------------------------- SSE + slowloris
 
 def case_sse_slowloris(r, model):
-    streams, slow = (SELECT_SSE_STREAMS, SELECT_SLOWLORIS) if model == "select" else (SSE_STREAMS, SLOWLORIS)
+    # select(2) holds ~1/10 of the load: its buffer pool is scaled down with it, so the case still needs
+    # more buffers than the pool has if each request keeps one.
+    streams, slow, server = (SELECT_SSE_STREAMS, SELECT_SLOWLORIS, f"buffers = {SELECT_BUFFERS}\n") \
+        if model == "select" else (SSE_STREAMS, SLOWLORIS, "")
     # 8 GPUs x 256 batch slots hold every stream at once; a 45 ms step (~275 ms at a 256 batch) makes each
     # stream last ~5.5 s, longer than opening them all takes on a busy machine, so all are open through Voro
     # together: the peak of gpusim's running count, sampled meanwhile, checks that.
@@ -259,7 +263,8 @@ def case_sse_slowloris(r, model):
     problems = []
     try:
         port = free_port()
-        v = Voro(r.args.voro, voro_conf(port, g.port), io_model=model, preexec_fn=nofile(VORO_NOFILE))
+        v = Voro(r.args.voro, voro_conf(port, g.port, extra_server=server), io_model=model,
+                 preexec_fn=nofile(VORO_NOFILE))
         rss0 = proc_status(v.proc.pid, "VmRSS")
         # The slowloris clients stay in place (a cut one is replaced) while the streams run.
         sl = Load("slowloris", "--port", port, "--count", slow, "--interval", SLOWLORIS_INTERVAL_S,
