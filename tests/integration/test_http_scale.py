@@ -3,9 +3,10 @@
   idle_plus_active  10,000 idle keep-alive clients plus 50 active ones under a 20,000-descriptor limit:
                     the active ones are served, all 10,050 stay connected, memory per idle connection
                     (VmRSS delta / 10,000) is reported and bounded;
-  sse_slowloris     2,000 concurrent SSE streams on one worker through gpusim plus 500 slowloris clients:
-                    every stream ends with all its tokens, every slowloris client is cut at the head
-                    deadline (408 or a close), peak RSS (VmHWM) stays under a stated bound;
+  sse_slowloris     2,000 concurrent SSE streams on one worker through gpusim plus 500 slowloris clients
+                    (kept in place while the streams run): every stream ends with all its tokens, every
+                    slowloris client is cut at the head deadline (408 or a close), peak RSS (VmHWM) stays
+                    under a stated bound; select(2) runs 200 streams, 50 slowloris, buffers = 128;
   disconnect_*      a client that leaves while its request waits for the response head (FIN, RST) or
                     mid-stream: gpusim's running count falls back to 0 (cause and effect, bounded poll)
                     and Voro counts the abort in /stats and /metrics.
