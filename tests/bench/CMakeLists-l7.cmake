@@ -38,3 +38,21 @@ add_test(NAME bench.gpu_farm_smoke
                  --json-out ${CMAKE_CURRENT_BINARY_DIR}/gpu_farm_smoke.json
                  --md-out ${CMAKE_CURRENT_BINARY_DIR}/gpu_farm_smoke.md)
 set_tests_properties(bench.gpu_farm_smoke PROPERTIES LABELS "bench-smoke" TIMEOUT 120 RUN_SERIAL TRUE)
+
+# SSE streams (2,000 concurrent through one gpusim): memory per stream and proxy CPU per token, Voro against
+# HAProxy and nginx in the same run (~2 min). Smoke (< 60 s): 200 streams, every present proxy must deliver all tokens.
+add_test(NAME bench.sse
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/sse_bench.py
+                 --voro $<TARGET_FILE:voro> --gpusim $<TARGET_FILE:gpusim>
+                 --load ${CMAKE_SOURCE_DIR}/tests/integration/scale_load.py
+                 --json-out ${CMAKE_CURRENT_BINARY_DIR}/sse_bench_results.json
+                 --md-out ${CMAKE_CURRENT_BINARY_DIR}/sse_bench_results.md)
+set_tests_properties(bench.sse PROPERTIES LABELS "bench" TIMEOUT 1800 RUN_SERIAL TRUE)
+
+add_test(NAME bench.sse_smoke
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/sse_bench.py --smoke
+                 --voro $<TARGET_FILE:voro> --gpusim $<TARGET_FILE:gpusim>
+                 --load ${CMAKE_SOURCE_DIR}/tests/integration/scale_load.py
+                 --json-out ${CMAKE_CURRENT_BINARY_DIR}/sse_bench_smoke.json
+                 --md-out ${CMAKE_CURRENT_BINARY_DIR}/sse_bench_smoke.md)
+set_tests_properties(bench.sse_smoke PROPERTIES LABELS "bench-smoke" TIMEOUT 120 RUN_SERIAL TRUE)
