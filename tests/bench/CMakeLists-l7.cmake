@@ -50,7 +50,8 @@ add_test(NAME bench.sse
 set_tests_properties(bench.sse PROPERTIES LABELS "bench" TIMEOUT 1800 RUN_SERIAL TRUE)
 
 add_test(NAME bench.sse_smoke
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/sse_bench.py --smoke
+         COMMAND ${VORO_EXPECT_RUN} --exit 0 --expect [=[^\| Voro \|.*\| ok \(1 runs\) \|$]=] --
+                 ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/sse_bench.py --smoke
                  --voro $<TARGET_FILE:voro> --gpusim $<TARGET_FILE:gpusim>
                  --load ${CMAKE_SOURCE_DIR}/tests/integration/scale_load.py
                  --json-out ${CMAKE_CURRENT_BINARY_DIR}/sse_bench_smoke.json
