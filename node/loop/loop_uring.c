@@ -14,12 +14,12 @@
  * run-to-run spread. IORING_OP_SPLICE showed more wall-clock Gbit/s for one flow only because its
  * extra thread takes more of a shared core. Build with -DURING_SPLICE_DIRECT=0 to measure again. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
