@@ -1,15 +1,17 @@
-/* Bounded per-worker pipe pool for splice forwarding. */
+/* Bounded per-worker pipe pool for splice forwarding; recycles only pipes the kernel reports empty. */
 #include "node/pipe_pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 int voro_pipe_pool_init(struct voro_pipe_pool *p, uint32_t max)
 {
     p->n_free = p->in_use = 0;
     p->exhausted = 0;
+    p->dirty = 0;
     p->max = max;
     p->free = NULL;
     if (max == 0)
@@ -49,12 +51,23 @@ int voro_pipe_get(struct voro_pipe_pool *p, struct voro_pipe *out)
     return 0;
 }
 
+/* The caller's count can be wrong only through a bug; the kernel's cannot. One ioctl per pipe
+ * returned (a flow going quiet or ending), never per splice. */
+static int pipe_is_empty(const struct voro_pipe *pipe)
+{
+    int n = -1;
+    return ioctl(pipe->rd, FIONREAD, &n) == 0 && n == 0;
+}
+
 void voro_pipe_put(struct voro_pipe_pool *p, struct voro_pipe *pipe, int empty)
 {
     p->in_use--;
     if (empty && p->n_free < p->max) {
-        p->free[p->n_free++] = *pipe;
-        return;
+        if (pipe_is_empty(pipe)) {
+            p->free[p->n_free++] = *pipe;
+            return;
+        }
+        p->dirty++;
     }
     close(pipe->rd);
     close(pipe->wr);

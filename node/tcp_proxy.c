@@ -8,7 +8,10 @@
  *
  * Bulk flows switch to splice(2) (zero copy: socket -> pipe -> socket) once a read fills a
  * whole buffer, and switch back when a splice read comes in short: only flows that move data
- * hold a pipe, so the bounded pipe pool is not drained by idle connections. */
+ * hold a pipe, so the bounded pipe pool is not drained by idle connections. A direction counts
+ * the bytes in its pipe exactly, also for splices that complete after an abort, and the pool
+ * recycles a pipe only when the kernel confirms it is empty (else it is closed): bytes left in a
+ * pipe by one connection can never be sent by the next one that takes it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -228,13 +231,14 @@ static void dir_on_splice_in(struct voro_op *op, int res)
     struct tcp_dir *d = op->data;
     struct voro_tcp_conn *c = d->c;
     d->recv_pending = false;
+    if (res > 0)
+        d->in_pipe += (uint32_t)res; /* counted even while closing: the pipe must not be recycled */
     if (c->state == CONN_CLOSING) {
         conn_maybe_free(c);
         return;
     }
     if (res > 0) {
         dir_count(d, res);
-        d->in_pipe = (uint32_t)res;
         d->last_splice_in = (uint32_t)res;
         dir_splice_out(d);
         return;
@@ -252,6 +256,8 @@ static void dir_on_splice_out(struct voro_op *op, int res)
     struct tcp_dir *d = op->data;
     struct voro_tcp_conn *c = d->c;
     d->send_pending = false;
+    if (res > 0)
+        d->in_pipe -= (uint32_t)res;
     if (c->state == CONN_CLOSING) {
         conn_maybe_free(c);
         return;
@@ -260,7 +266,6 @@ static void dir_on_splice_out(struct voro_op *op, int res)
         conn_io_error(c);
         return;
     }
-    d->in_pipe -= (uint32_t)res;
     if (d->in_pipe) {
         dir_splice_out(d);
         return;

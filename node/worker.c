@@ -443,6 +443,10 @@ int voro_worker_create(struct voro_worker **out, struct voro_dataplane *dp, unsi
         .request_buf_count = request_buffers(cfg),
         .buf_size = cfg->buf_size,
         .queue_depth = 1024,
+        /* 0: RLIMIT_NOFILE (raised to the hard limit by the fd budget before workers start).
+         * It sizes the fd tables and io_uring's completion queue: one worker may hold every
+         * connection, each fd with a read-side and a write-side op pending. */
+        .max_fds = 0,
         .hugepages = cfg->hugepages,
     };
     rc = voro_loop_create(&w->loop, &lo);

@@ -35,6 +35,12 @@ struct voro_loop {
 };
 
 extern const struct voro_loop_backend voro_loop_backend_uring;
+
+/* io_uring only (no-ops elsewhere), for tests: the next `n` requests for a submission-queue
+ * entry fail as if the queue were full and could not be submitted. */
+void voro_loop_uring_fail_sqes(struct voro_loop *loop, unsigned n);
+/* Completion-queue entries of an io_uring loop's ring; 0 for other backends. */
+unsigned voro_loop_uring_cq_entries(const struct voro_loop *loop);
 extern const struct voro_loop_backend voro_loop_backend_epoll;
 extern const struct voro_loop_backend voro_loop_backend_poll;
 extern const struct voro_loop_backend voro_loop_backend_select;

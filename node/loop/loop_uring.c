@@ -1,5 +1,20 @@
-/* io_uring backend: native completions, one ring per loop, batched submission, registered recv buffer ring. */
+/* io_uring backend: native completions, one ring per loop, batched submission, registered recv buffer ring.
+ *
+ * At scale: the completion queue is sized for every op the loop may have pending (two per fd,
+ * IORING_SETUP_CQSIZE, capped at the kernel's 65536) and a kernel overflow is flushed while
+ * reaping. No request is ever dropped for want of a submission-queue entry: an op, a poll or a
+ * cancel that finds the queue full and unsubmittable waits on a list flushed before the next
+ * wait, so every cancelled connection is still freed.
+ *
+ * Splice runs as splice(2) from the loop (SPLICE_F_NONBLOCK, polled through the ring after
+ * -EAGAIN), not as IORING_OP_SPLICE: the kernel always punts that op to an io-wq thread, a thread
+ * hop per splice. Measured with tests/bench/uring_splice_bench.py (iperf3 through one worker,
+ * docs/performance.md): a single bulk flow moves 16.4-16.7 Gbit per proxy CPU-second with
+ * splice(2) against 11.3-12.4 with IORING_OP_SPLICE; with 4-8 flows the two are within the
+ * run-to-run spread. IORING_OP_SPLICE showed more wall-clock Gbit/s for one flow only because its
+ * extra thread takes more of a shared core. Build with -DURING_SPLICE_DIRECT=0 to measure again. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
 #include <poll.h>
@@ -21,9 +36,16 @@
 #define UD_TAG_POLL 2u /* the op waits for readiness before retrying (read/splice got -EAGAIN) */
 
 /* op->state: a phase plus a cancel-requested bit (the op's own CQE will report -ECANCELED). */
-enum { US_IDLE = 0, US_INFLIGHT = 1, US_POLLING = 2, US_PARKED = 3, US_DONE = 4 };
-#define US_PHASE(st) ((st)&0x7f)
+enum { US_IDLE = 0, US_INFLIGHT = 1, US_POLLING = 2, US_PARKED = 3, US_DONE = 4, US_WAIT_OP = 5, US_WAIT_POLL = 6 };
+#define US_PHASE(st) ((st)&0x3f)
 #define US_CANCEL 0x80
+#define US_CANCEL_Q 0x40 /* on the cancels list: its cancel SQE is not submitted yet */
+
+#define CQ_MAX 65536u /* the kernel's IORING_MAX_CQ_ENTRIES */
+
+#ifndef URING_SPLICE_DIRECT
+#define URING_SPLICE_DIRECT 1 /* splice(2) from the loop; 0: IORING_OP_SPLICE (see the header) */
+#endif
 
 /* Buffer groups are per ring: group id = buffer class (VORO_BUF_GENERAL, VORO_BUF_REQUEST), each
  * with its own provided-buffer ring, so the kernel picks a recv's buffer from its class only. */
@@ -43,6 +65,13 @@ struct uring_state {
     bool woken;
     struct voro_op_list parked[VORO_BUF_CLASSES]; /* recvs that got -ENOBUFS, waiting for a released buffer */
     struct voro_op_list done;   /* completions decided outside a CQE */
+    /* Work that found no free submission-queue entry, flushed before the next wait: ops (phase
+     * US_WAIT_OP or US_WAIT_POLL) and in-flight ops whose cancel is still to be sent. */
+    struct voro_op_list unsubmitted;
+    struct voro_op_list cancels;
+    bool wake_unarmed;
+    bool overflow_logged;
+    unsigned fail_sqes; /* tests: this many SQE requests fail as if the queue could not be submitted */
     /* Per-fd sides, only to refuse a second read-side or write-side op with -EBUSY like the
      * readiness backends do; fds >= nfdt are not tracked. */
     struct uring_fd {
@@ -69,6 +98,10 @@ static void ensure_enabled(struct uring_state *s)
 
 static struct io_uring_sqe *get_sqe(struct uring_state *s)
 {
+    if (__builtin_expect(s->fail_sqes != 0, 0)) {
+        s->fail_sqes--;
+        return NULL;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
         ensure_enabled(s);
@@ -167,6 +200,86 @@ static int submit_poll(struct uring_state *s, struct voro_op *op)
     return 0;
 }
 
+/* Submits the op (or its readiness poll); without a free SQE it waits on s->unsubmitted. */
+static void submit_or_queue(struct voro_loop *loop, struct uring_state *s, struct voro_op *op, bool poll)
+{
+    if ((poll ? submit_poll(s, op) : submit_op(loop, s, op)) == 0)
+        return;
+    op->state = (uint8_t)((poll ? US_WAIT_POLL : US_WAIT_OP) | (op->state & US_CANCEL));
+    voro_op_list_push(&s->unsubmitted, op);
+}
+
+static void prep_cancel(struct io_uring_sqe *sqe, const struct voro_op *op)
+{
+    uint64_t target = (uint64_t)(uintptr_t)op | (US_PHASE(op->state) == US_POLLING ? UD_TAG_POLL : 0);
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, UD_CANCEL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+/* Sends what waited for an SQE: cancels first (they free connections), then ops, then the
+ * wakeup read. Stops at the first SQE it cannot get. */
+static void flush_unsubmitted(struct voro_loop *loop, struct uring_state *s)
+{
+    struct io_uring_sqe *sqe;
+    while (s->cancels.head && (sqe = get_sqe(s))) {
+        struct voro_op *op = voro_op_list_pop(&s->cancels);
+        op->state &= (uint8_t)~US_CANCEL_Q;
+        prep_cancel(sqe, op);
+    }
+    while (s->unsubmitted.head) {
+        struct voro_op *op = s->unsubmitted.head;
+        bool poll = US_PHASE(op->state) == US_WAIT_POLL;
+        if ((poll ? submit_poll(s, op) : submit_op(loop, s, op)) != 0)
+            return;
+        voro_op_list_unlink(&s->unsubmitted, op);
+    }
+    if (s->wake_unarmed && arm_wake(s) == 0)
+        s->wake_unarmed = false;
+}
+
+static bool has_unsubmitted(const struct uring_state *s)
+{
+    return s->cancels.head || s->unsubmitted.head || s->wake_unarmed;
+}
+
+/* One non-blocking splice(2) for the op: bytes moved, or a negative errno (-EAGAIN: the side it
+ * waits on is not ready; the caller keeps the other side ready, see loop_ready.c). */
+static int splice_once(const struct voro_op *op)
+{
+    int in = op->wait_out ? op->fd2 : op->fd;
+    int out = op->wait_out ? op->fd : op->fd2;
+    ssize_t n;
+    do
+        n = splice(in, NULL, out, NULL, op->u.splice.len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+/* Arming a splice: try it now and complete it from the next run (never inside the arming call),
+ * or poll the side it waits on. */
+static void splice_arm(struct voro_loop *loop, struct uring_state *s, struct voro_op *op)
+{
+    int res = splice_once(op);
+    if (res == -EAGAIN)
+        submit_or_queue(loop, s, op, true);
+    else
+        defer_complete(s, op, res);
+}
+
+/* The side a splice waited on became ready (inside reap, where callbacks run): complete at once. */
+static int deliver(struct voro_loop *loop, struct voro_op *op, int res, bool more);
+static int splice_ready(struct voro_loop *loop, struct uring_state *s, struct voro_op *op)
+{
+    int res = splice_once(op);
+    if (res != -EAGAIN)
+        return deliver(loop, op, res, false);
+    submit_or_queue(loop, s, op, true);
+    return 0;
+}
+
 static struct voro_op **side_of(struct uring_state *s, const struct voro_op *op)
 {
     if (op->type == VORO_OP_TIMEOUT || (unsigned)op->fd >= s->nfdt)
@@ -178,7 +291,10 @@ static int deliver(struct voro_loop *loop, struct voro_op *op, int res, bool mor
 {
     op->more = more;
     if (!more) {
-        struct voro_op **side = side_of(loop->state, op);
+        struct uring_state *s = loop->state;
+        if (op->state & US_CANCEL_Q)
+            voro_op_list_unlink(&s->cancels, op); /* completed before its cancel went out */
+        struct voro_op **side = side_of(s, op);
         if (side && *side == op)
             *side = NULL;
         op->state = US_IDLE;
@@ -199,9 +315,7 @@ static void kick_parked(struct voro_loop *loop, struct uring_state *s, unsigned 
         return;
     struct voro_op *op = voro_op_list_pop(&s->parked[cls]);
     op->state = US_IDLE;
-    int rc = submit_op(loop, s, op);
-    if (rc < 0)
-        defer_complete(s, op, rc);
+    submit_or_queue(loop, s, op, false);
 }
 
 static int handle_cqe(struct voro_loop *loop, struct uring_state *s, uint64_t ud, int res, unsigned flags)
@@ -211,17 +325,18 @@ static int handle_cqe(struct voro_loop *loop, struct uring_state *s, uint64_t ud
         if (ud == UD_WAKE) {
             s->woken = true;
             if (arm_wake(s) < 0)
-                VORO_ERROR("loop", "cannot re-arm the io_uring wakeup read");
+                s->wake_unarmed = true; /* re-armed by flush_unsubmitted */
         }
         return 0;
     }
     bool cancelled = (op->state & US_CANCEL) != 0;
-    int rc;
     if ((ud & UD_TAG_MASK) == UD_TAG_POLL) {
         if (res < 0 || cancelled)
             return deliver(loop, op, cancelled ? -ECANCELED : res, false);
-        rc = submit_op(loop, s, op);
-        return rc < 0 ? deliver(loop, op, rc, false) : 0;
+        if (URING_SPLICE_DIRECT && op->type == VORO_OP_SPLICE)
+            return splice_ready(loop, s, op);
+        submit_or_queue(loop, s, op, false);
+        return 0;
     }
     switch (op->type) {
     case VORO_OP_ACCEPT: {
@@ -262,8 +377,8 @@ static int handle_cqe(struct voro_loop *loop, struct uring_state *s, uint64_t ud
             if (op->u.io.done < op->u.io.len) {
                 if (cancelled)
                     return deliver(loop, op, -ECANCELED, false);
-                rc = submit_op(loop, s, op);
-                return rc < 0 ? deliver(loop, op, rc, false) : 0;
+                submit_or_queue(loop, s, op, false);
+                return 0;
             }
             res = op->u.io.len > INT_MAX ? INT_MAX : (int)op->u.io.len;
         } else if (res == 0 && op->u.io.len == 0) {
@@ -273,8 +388,8 @@ static int handle_cqe(struct voro_loop *loop, struct uring_state *s, uint64_t ud
     case VORO_OP_READ:
     case VORO_OP_SPLICE:
         if (res == -EAGAIN && !cancelled) {
-            rc = submit_poll(s, op);
-            return rc < 0 ? deliver(loop, op, rc, false) : 0;
+            submit_or_queue(loop, s, op, true);
+            return 0;
         }
         if (res == -EAGAIN)
             res = -ECANCELED;
@@ -291,13 +406,24 @@ static int reap(struct voro_loop *loop, struct uring_state *s)
     int n = 0;
     unsigned budget = 4 * s->ring.cq.ring_entries;
     struct io_uring_cqe *cqe;
-    while (budget-- > 0 && io_uring_peek_cqe(&s->ring, &cqe) == 0) {
-        uint64_t ud = cqe->user_data;
-        int res = cqe->res;
-        unsigned flags = cqe->flags;
-        /* Seen before the callback runs: it may arm more work and submit. */
-        io_uring_cqe_seen(&s->ring, cqe);
-        n += handle_cqe(loop, s, ud, res, flags);
+    for (;;) {
+        while (budget > 0 && io_uring_peek_cqe(&s->ring, &cqe) == 0) {
+            budget--;
+            uint64_t ud = cqe->user_data;
+            int res = cqe->res;
+            unsigned flags = cqe->flags;
+            /* Seen before the callback runs: it may arm more work and submit. */
+            io_uring_cqe_seen(&s->ring, cqe);
+            n += handle_cqe(loop, s, ud, res, flags);
+        }
+        /* Completions the full ring could not take wait in the kernel's overflow list: move
+         * them into the ring now rather than on the next wait. */
+        if (budget == 0 || !io_uring_cq_has_overflow(&s->ring) || io_uring_get_events(&s->ring) < 0)
+            break;
+    }
+    if (*s->ring.cq.koverflow && !s->overflow_logged) {
+        s->overflow_logged = true; /* only kernels without IORING_FEAT_NODROP drop completions */
+        VORO_ERROR("loop", "io_uring dropped %u completions (completion queue overflow)", *s->ring.cq.koverflow);
     }
     return n;
 }
@@ -322,13 +448,16 @@ static int ur_run(struct voro_loop *loop, int timeout_ms)
     s->woken = false;
     for (;;) {
         int rc;
-        if (s->done.head || timeout_ms == 0) {
+        flush_unsubmitted(loop, s);
+        /* Work still waiting for an SQE: wait at most a millisecond before trying again. */
+        int wait_ms = has_unsubmitted(s) && (timeout_ms < 0 || timeout_ms > 1) ? 1 : timeout_ms;
+        if (s->done.head || wait_ms == 0) {
             rc = io_uring_submit_and_get_events(&s->ring);
-        } else if (timeout_ms < 0) {
+        } else if (wait_ms < 0) {
             rc = io_uring_submit_and_wait(&s->ring, 1);
         } else {
             uint64_t el = voro_now_ms() - start;
-            uint64_t left = el >= (uint64_t)timeout_ms ? 0 : (uint64_t)timeout_ms - el;
+            uint64_t left = el >= (uint64_t)wait_ms ? 0 : (uint64_t)wait_ms - el;
             struct __kernel_timespec ts = {.tv_sec = (long long)(left / 1000), .tv_nsec = (long long)(left % 1000) * 1000000};
             struct io_uring_cqe *cqe;
             rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
@@ -336,7 +465,11 @@ static int ur_run(struct voro_loop *loop, int timeout_ms)
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
             return n > 0 ? n : rc;
         n += reap(loop, s);
-        n += dispatch_deferred(loop, s);
+        /* Completions decided in the loop (direct splices) chain: a splice into a pipe arms
+         * the splice out of it. A few rounds here save a ring round trip each, bounded so
+         * that ring completions are not starved. */
+        for (int round = 0; round < 4 && s->done.head; round++)
+            n += dispatch_deferred(loop, s);
         if (n > 0 || s->woken || timeout_ms == 0)
             break;
         if (timeout_ms > 0 && voro_now_ms() - start >= (uint64_t)timeout_ms)
@@ -366,10 +499,13 @@ static int ur_arm(struct voro_loop *loop, struct voro_op *op)
     if (side && *side)
         return -EBUSY;
     op->state = US_IDLE;
-    int rc = submit_op(loop, s, op);
-    if (rc == 0 && side)
+    if (side)
         *side = op;
-    return rc;
+    if (URING_SPLICE_DIRECT && op->type == VORO_OP_SPLICE)
+        splice_arm(loop, s, op);
+    else
+        submit_or_queue(loop, s, op, false);
+    return 0;
 }
 
 static void ur_cancel(struct voro_loop *loop, struct voro_op *op)
@@ -380,20 +516,24 @@ static void ur_cancel(struct voro_loop *loop, struct voro_op *op)
     switch (US_PHASE(op->state)) {
     case US_INFLIGHT:
     case US_POLLING: {
-        struct io_uring_sqe *sqe = get_sqe(s);
-        if (!sqe) {
-            VORO_ERROR("loop", "io_uring cancel: submission queue full");
-            return;
-        }
-        uint64_t target = (uint64_t)(uintptr_t)op | (US_PHASE(op->state) == US_POLLING ? UD_TAG_POLL : 0);
-        io_uring_prep_cancel64(sqe, target, 0);
-        io_uring_sqe_set_data64(sqe, UD_CANCEL);
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        /* From here on the op is never re-submitted: its next CQE completes it. */
         op->state |= US_CANCEL;
+        struct io_uring_sqe *sqe = get_sqe(s);
+        if (sqe) {
+            prep_cancel(sqe, op);
+        } else {
+            op->state |= US_CANCEL_Q;
+            voro_op_list_push(&s->cancels, op);
+        }
         break;
     }
     case US_PARKED:
         voro_op_list_unlink(&s->parked[voro_buf_pool_class(&loop->pool, op->buf_class)], op);
+        defer_complete(s, op, -ECANCELED);
+        break;
+    case US_WAIT_OP:
+    case US_WAIT_POLL:
+        voro_op_list_unlink(&s->unsubmitted, op);
         defer_complete(s, op, -ECANCELED);
         break;
     default:
@@ -461,13 +601,24 @@ static int ur_init(struct voro_loop *loop)
         goto fail;
     }
 
+    /* Every fd has at most a read-side and a write-side op pending, each ending in one CQE: a
+     * completion queue that holds them all never overflows in practice (the kernel rounds up
+     * to a power of two; CQ_MAX is its maximum). */
+    unsigned long cq = 2ul * o->max_fds + o->queue_depth;
+    if (cq < 2ul * o->queue_depth)
+        cq = 2ul * o->queue_depth;
+    if (cq > CQ_MAX)
+        cq = CQ_MAX;
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN |
-              IORING_SETUP_R_DISABLED;
+              IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
+    p.cq_entries = (unsigned)cq;
     rc = io_uring_queue_init_params(o->queue_depth, &s->ring, &p);
     if (rc == -EINVAL) {
         memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = (unsigned)cq;
         rc = io_uring_queue_init_params(o->queue_depth, &s->ring, &p);
         s->enabled = true;
         if (rc == 0)
@@ -476,6 +627,11 @@ static int ur_init(struct voro_loop *loop)
     if (rc < 0)
         goto fail;
     s->ring_ok = true;
+    if (!(p.features & IORING_FEAT_NODROP))
+        VORO_WARN("loop", "this kernel drops io_uring completions on overflow: completion queue %u entries",
+                  s->ring.cq.ring_entries);
+    VORO_DEBUG("loop", "io_uring ring: %u submission, %u completion entries", s->ring.sq.ring_entries,
+               s->ring.cq.ring_entries);
 
     for (unsigned c = 0; c < VORO_BUF_CLASSES; c++) {
         if (loop->pool.class_count[c] == 0)
@@ -519,6 +675,17 @@ fail:
         voro_buf_pool_unlend(&loop->pool, i);
     ur_fini(loop);
     return rc;
+}
+
+void voro_loop_uring_fail_sqes(struct voro_loop *loop, unsigned n)
+{
+    if (loop->be == &voro_loop_backend_uring)
+        ((struct uring_state *)loop->state)->fail_sqes = n;
+}
+
+unsigned voro_loop_uring_cq_entries(const struct voro_loop *loop)
+{
+    return loop->be == &voro_loop_backend_uring ? ((const struct uring_state *)loop->state)->ring.cq.ring_entries : 0;
 }
 
 const struct voro_loop_backend voro_loop_backend_uring = {
