@@ -141,7 +141,7 @@ def case_uring_scale_cancels(r, model):
     try:
         v = Voro(r.args.voro, cfg, io_model=model)
         assert v.stats()["io_model"]["running"] == model
-        m = wait_until(lambda: re.search(r"room for about (\d+) proxied connections", v.log_text(1 << 16)),
+        m = wait_until(lambda: re.search(r"about (\d+) L4 connections", v.log_text(1 << 16)),
                        what="fd budget log line")
         budget = int(m.group(1))
         # This process holds the client ends: its own limit bounds the count too.
