@@ -102,6 +102,8 @@ enum voro_admit_result voro_conn_limits_admit(struct voro_conn_limits *l, const 
         voro_conn_limits_fd_give(l, fds);
         return VORO_ADMIT_MAX_CONNECTIONS;
     }
+    if (max_per_ip == 0)
+        return VORO_ADMIT_OK; /* no per-IP cap: the shared IP table is not touched */
     uint64_t key = ip_key(addr);
     for (int attempt = 0; attempt < 4; attempt++) {
         bool over = false;

@@ -1884,7 +1884,7 @@ static void client_read_head(struct voro_http_conn *c)
             reply_error(c, c->rq->parser.error_status, c->rq->parser.error_reason, NULL, NULL);
             return;
         }
-        if (c->in_off == 0 && c->in_len >= c->in->cap) {
+        if (c->in_off == 0 && c->in_len >= c->in->cap && c->in->id != SMALL_HEAD_ID) {
             c->keep_client = false;
             reply_error(c, 431, "request head too large", NULL, NULL);
             return;
