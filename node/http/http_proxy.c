@@ -592,6 +592,9 @@ static void on_client_fwd_sent(struct voro_op *op, int res)
     }
     if (c->rq->resp_sending_head) {
         c->rq->resp_sending_head = false;
+        /* The final head is out: a long response (a stream) need not keep its slab buffer. */
+        voro_slab_free(&w->out_slab, c->rq->rout);
+        c->rq->rout = NULL;
         /* Body bytes that came with the head. */
         if (c->rq->resp && c->rq->resp_len > c->rq->fwd_off) {
             struct voro_buf *b = c->rq->resp;
@@ -730,6 +733,11 @@ static void response_head_done(struct voro_http_conn *c)
 
     c->rq->resp_head_done = true;
     c->rq->resp_status = p->status;
+    if (c->rq->out && !(c->pending & P_SERVER_SEND)) {
+        /* No retry after a response: the rewritten request head is not needed any more. */
+        voro_slab_free(&w->out_slab, c->rq->out);
+        c->rq->out = NULL;
+    }
     c->rq->x.status = p->status;
     c->rq->x.server = c->rq->server;
     c->rq->x.first_byte_us = voro_now_us();
