@@ -969,7 +969,12 @@ static void on_head_sent(struct voro_op *op, int res)
         exchange_maybe_done(c);
         return;
     }
-    client_recv_body(c);
+    /* On a retry the read of the body may still be pending from the first attempt: re-arming
+     * it would reset an op the loop holds (and the connection would never finish). */
+    if (c->pending & P_CLIENT_RECV)
+        set_deadline(c, c->view->snap->cfg->http.body_timeout_ms, 408, true);
+    else
+        client_recv_body(c);
 }
 
 /* Connected (new or pooled): send the head, and listen for the response at once. */
