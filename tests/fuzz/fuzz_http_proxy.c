@@ -1,7 +1,8 @@
 /* libFuzzer target: the HTTP proxy's state machine (node/http/) fed arbitrary client and server
  * bytes over one proxied connection, through a real data-plane worker.
  *
- * Set-up (once): a worker (node/worker.h) runs its epoll loop in its own thread on a snapshot
+ * Set-up (once): a worker (node/worker.h) runs its event loop (epoll; VORO_FUZZ_IO_MODEL=io_uring,
+ * poll or select for another) in its own thread on a snapshot
  * with one `mode = http` listener whose socket is ours, three pools, path/model/header/host
  * routes and six fake upstream servers (two per pool): listening sockets on 127.0.0.1 that this
  * thread serves itself. Only
@@ -202,7 +203,11 @@ static void setup(void)
     check(voro_conn_limits_init(&dp.limits, 64) == 0, "conn limits");
     atomic_store(&dp.generation, 1);
     atomic_store(&dp.current, snap);
-    check(voro_worker_create(&worker, &dp, 0, 1, 1, VORO_IO_EPOLL, snap->cfg) == 0, "worker create");
+    /* epoll by default (deterministic enough, works everywhere); VORO_FUZZ_IO_MODEL picks another */
+    enum voro_io_model model = VORO_IO_EPOLL;
+    const char *want = getenv("VORO_FUZZ_IO_MODEL");
+    check(!want || voro_io_model_parse(want, &model) == 0, "VORO_FUZZ_IO_MODEL is io_uring, epoll, poll or select");
+    check(voro_worker_create(&worker, &dp, 0, 1, 1, model, snap->cfg) == 0, "worker create");
     check(voro_worker_start(worker) == 0, "worker start");
 }
 
