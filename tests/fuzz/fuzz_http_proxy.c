@@ -27,7 +27,12 @@
  * complete, valid response head (the proxy never passes on a server's garbage nor a cut head);
  * whatever a server receives starts with a valid request head (the rewritten head parses); and
  * once both peers closed, the proxy closes the client connection and frees it within FINISH_MS.
- * VORO_FUZZ_TRACE=1 prints what each side received (for writing seeds). */
+ * VORO_FUZZ_TRACE=1 prints what each side received (for writing seeds).
+ *
+ * Seeds (corpus_http_proxy/): keep-alive and pipelining, HTTP/1.0, absolute-form targets,
+ * percent-encoded paths and dot segments, OPTIONS *, X-Model header against the body's model,
+ * model rewriting, chunked bodies both ways, SSE, 100-continue and 103, a 101 WebSocket
+ * upgrade, CL+TE smuggling, bad server responses, early closes, and regress-* reproducers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

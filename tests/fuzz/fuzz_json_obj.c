@@ -1,7 +1,11 @@
 /* libFuzzer target: cluster API request bodies through the flat-object JSON reader
  * (cluster/json_obj.c): invariants of what it returns, the typed getters, a rebuild-and-reparse
  * round trip, and a differential check against the tree reader (cluster/json_value.c) on
- * what is and is not a JSON object. */
+ * what is and is not a JSON object.
+ *
+ * Seeds: corpus_json_obj/ holds the bodies vorocluster and the integration tests send to every
+ * POST endpoint of docs/cluster-api.md (join, join-via, leave, config push and rollback,
+ * node-active, backends, drain); json_obj.seeds adds the OpenAI bodies of tests/fixtures. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

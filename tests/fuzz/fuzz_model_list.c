@@ -1,6 +1,10 @@
 /* libFuzzer target: backends' GET /v1/models answers through the model-id scanner
  * (cluster/model_list.c): bounds and truncation, and for answers that are valid JSON, the ids
- * must be exactly those the tree reader (cluster/json_value.c) finds at data[*].id. */
+ * must be exactly those the tree reader (cluster/json_value.c) finds at data[*].id.
+ *
+ * Seeds: corpus_model_list/ holds answers in the shapes engines send (the OpenAI API reference's
+ * example, vLLM with its nested "permission" ids, SGLang, TGI, an empty list, an error body,
+ * escapes); model_list.seeds adds tests/fixtures (vllm-router-models.json, a real answer). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
