@@ -284,20 +284,23 @@ static int decode_body(struct voro_mp_reader *r, struct voro_cluster_state *s)
         return rd_err(rc);
     if (rc == 0) {
         R(rd_config(r, &s->current));
-        if (s->current.version > s->last_version)
+        /* every version assigned became current, so the newest one is the current one */
+        if (s->current.version != s->last_version)
             return VORO_CMD_EVALUE;
     } else if (s->last_version != 0) {
         return VORO_CMD_EVALUE; /* once a config exists there is always a current one */
     }
     R(rd_key(r, "history"));
     R(rd_list(r, &n, VORO_STATE_HISTORY_MAX));
-    if (n > 0 && s->current.version == 0)
+    /* The history holds the versions right before the current one, as many as were assigned
+     * up to VORO_STATE_HISTORY_MAX (each new version pushes the previous current in). */
+    uint64_t older = s->current.version ? s->current.version - 1 : 0;
+    if (n != (older < VORO_STATE_HISTORY_MAX ? older : VORO_STATE_HISTORY_MAX))
         return VORO_CMD_EVALUE;
     for (uint32_t i = 0; i < n; i++) {
         R(rd_config(r, &s->history[i]));
         s->n_history = i + 1;
-        uint64_t prev = i ? s->history[i - 1].version : 0;
-        if (s->history[i].version <= prev || s->history[i].version >= s->current.version)
+        if (s->history[i].version != s->current.version - n + i)
             return VORO_CMD_EVALUE;
     }
 

@@ -1229,7 +1229,11 @@ static void on_head_sent(struct voro_op *op, int res)
         exchange_maybe_done(c);
         return;
     }
-    client_recv_body(c);
+    /* On a retry the read of the body may still be pending from the first attempt: re-arming
+     * it would reset an op the loop holds (and the connection would never finish). Its
+     * deadline is already running (set once per body). */
+    if (!(c->pending & P_CLIENT_RECV))
+        client_recv_body(c);
 }
 
 /* Connected (new or pooled): send the head, and listen for the response at once. */

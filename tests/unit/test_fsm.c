@@ -503,7 +503,15 @@ static void test_snapshot_refuses_impossible_states(void **state)
     s.history[1].version = 2;
     s.last_version = 2;
     assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* current beyond last_version */
+    s.last_version = 4;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* a newer version than current was assigned */
     s.last_version = 3;
+    s.history[1].version = 1;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* history not ascending */
+    s.history[1].version = 2;
+    s.n_history = 1;
+    assert_int_equal(reencode(&s), VORO_CMD_EVALUE); /* version 1 missing from the history */
+    s.n_history = 2;
     assert_int_equal(reencode(&s), 0);
     voro_cluster_state_free(&s);
 }
