@@ -18,26 +18,10 @@ import urllib.request
 IO_MODELS = ["io_uring", "epoll", "poll", "select"]
 
 
-def strict():
-    """True in CI (CI=true) or with VORO_TEST_STRICT=1 (scripts/test.sh): what would be a skip
-    on a developer's machine (io_uring unusable on a kernel that has it) is a failure."""
-    ci = os.environ.get("CI", "").strip().lower()
-    return ci not in ("", "0", "false", "no") or os.environ.get("VORO_TEST_STRICT", "") == "1"
-
-
-def kernel_has_io_uring():
-    """Linux 5.6 or later (what the loop uses) and io_uring not switched off (io_uring_disabled 2)."""
-    try:
-        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
-    except ValueError:
-        return False
-    if (major, minor) < (5, 6):
-        return False
-    try:
-        with open("/proc/sys/kernel/io_uring_disabled") as f:
-            return f.read().strip() != "2"
-    except OSError:
-        return True
+# One definition of strict mode (CI=true or VORO_TEST_STRICT=1) and of "this kernel has io_uring"
+# for the integration tests and the benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from benchlib import kernel_has_io_uring, strict  # noqa: E402,F401
 
 
 def parse_args():
