@@ -3,7 +3,12 @@
 20,000-descriptor limit the budget stops near 9,850) on one io_uring worker, most of them idle,
 while bursts of clients connect and reset or close abruptly, then a mass reset of half the idle
 ones. Every connection must be freed (/stats back to 0 active) and voro must hold exactly the
-descriptors it held before the traffic (no leak), and still proxy afterwards."""
+descriptors it held before the traffic (no leak), and still proxy afterwards.
+
+The HTTP case reaches the full 10,000 on one io_uring worker: an idle HTTP client holds one
+descriptor (its server socket exists only while a request is in flight or pooled). Its bursts
+cancel at every stage: before the first byte, in the middle of a request head, and after a whole
+request went upstream (the client leaves while the server answers)."""
 import os
 import re
 import resource
@@ -12,6 +17,7 @@ import socket
 import struct
 import time
 
+from http_backend import HttpBackend
 from test_l4_integrity import EchoBackend
 from voro_harness import Runner, Voro, free_port, wait_until
 
@@ -182,12 +188,114 @@ def case_uring_scale_cancels(r, model):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def http_burst(port, n):
+    """n HTTP clients connect and leave at once: a third reset right after connecting, a third
+    after half a request head, a third after a whole request (so it is upstream when they go)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        sel.register(s, selectors.EVENT_WRITE)
+    left = set(socks)
+    deadline = time.monotonic() + PHASE_DEADLINE_S
+    i = 0
+    while left and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1.0):
+            s = key.fileobj
+            sel.unregister(s)
+            left.discard(s)
+            try:
+                if i % 3 == 1:
+                    s.send(b"GET /echo HTTP/1.1\r\nHost: scale\r\nX-Part")
+                elif i % 3 == 2:
+                    s.send(b"GET /echo HTTP/1.1\r\nHost: scale\r\n\r\n")
+            except OSError:
+                pass
+            i += 1
+            reset(s)
+    sel.close()
+    for s in left:
+        s.close()
+    assert not left, f"{len(left)} burst connections never connected"
+
+
+def http_get(port):
+    """One request on a new connection: the status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: scale\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0]
+
+
+def case_uring_scale_http(r, model):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    backend = HttpBackend("scale")
+    port = free_port()
+    cfg = (f"[server]\nthreads = 1\n[node]\nadmin_address = {{admin}}\n"
+           f"[listener main]\nmode = http\nbind = 127.0.0.1:{port}\npool = app\n"
+           f"[pool app]\nhealth_check = none\nserver = b 127.0.0.1:{backend.port}\n")
+    v = None
+    idle = []
+    try:
+        v = Voro(r.args.voro, cfg, io_model=model)
+        assert v.stats()["io_model"]["running"] == model
+        budget = v.stats()["limits"]["descriptor_budget"]
+        total = min(TARGET, budget - BURST - 64, hard - BURST - 200)
+        assert total >= TARGET or hard < 2 * TARGET, f"descriptor budget {budget} (limit {hard}) below {TARGET}"
+        print(f"  {model}: {total} idle HTTP connections (descriptor budget {budget}, limit {hard}) "
+              f"+ bursts of {BURST}", flush=True)
+        assert http_get(port).startswith(b"HTTP/1.1 200"), "voro does not proxy before the test"
+        base_fds = fd_count(v.proc.pid, v.admin_port)
+        idle = open_connections(port, total, ping=False)
+        wait_until(lambda: active(v) == total, timeout=30, what=f"{total} idle HTTP connections accepted")
+        st = v.stats()
+        # One descriptor per idle client, none upstream (the pooled server connection of the
+        # first request may still be open: one more).
+        assert total <= st["limits"]["descriptors"] <= total + 2, (st["limits"], total)
+        for _ in range(BURSTS):
+            http_burst(port, BURST)
+        # Served while 10,000 clients sit idle.
+        assert http_get(port).startswith(b"HTTP/1.1 200"), "no answer with the idle clients connected"
+        for i, s in enumerate(idle):
+            if i % 2:
+                reset(s)
+            else:
+                s.close()
+        idle = []
+        wait_until(lambda: active(v) == 0, timeout=30, what="every connection freed (active 0)")
+        wait_until(lambda: fd_count(v.proc.pid, v.admin_port) <= base_fds + 1, timeout=10,
+                   what=f"voro back to its {base_fds} descriptors (no leak)")
+        wait_until(lambda: v.stats()["limits"]["descriptors"] <= 1, timeout=10,
+                   what="the descriptor budget given back (at most one pooled server connection)")
+        st = v.stats()
+        assert sum(w["request_buffers_in_use"] for w in st["workers"]) == 0, st["workers"]
+        assert http_get(port).startswith(b"HTTP/1.1 200"), "voro no longer proxies"
+    finally:
+        for s in idle:
+            s.close()
+        if v:
+            v.close()
+        backend.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def main():
     r = Runner()
     # The test is about the io_uring backend; `--io-model` may still select others.
     models = r.args.io_model or ["io_uring"]
     for model in models:
         r.run(f"uring_scale_cancels[{model}]", case_uring_scale_cancels, r, model)
+        r.run(f"uring_scale_http[{model}]", case_uring_scale_http, r, model)
     r.finish()
 
 
