@@ -81,15 +81,18 @@ def case_keys_stick_and_only_dead_keys_move(r, model):
         wait_until(lambda: all(s["health"] == "down" for p in v.stats()["pools"] for s in p["servers"]
                                if s["name"] == victim), timeout=10, what=f"{victim} marked down in every pool")
         after = placement(conns, keys)
+        new_homes = []
         for kind in KINDS:
             moved = {k for k in keys if after[kind][k] != first[kind][k]}
             on_victim = {k for k in keys if first[kind][k] == victim}
             assert moved == on_victim, (kind, sorted(moved), sorted(on_victim))
             assert victim not in after[kind].values(), after[kind]
-            # The moved keys spread: a dead server's keys do not all pile onto one neighbour
-            # unless it had only one key.
-            if len(on_victim) >= 4:
-                assert len({after[kind][k] for k in on_victim}) >= 2, (kind, {k: after[kind][k] for k in on_victim})
+            new_homes += [after[kind][k] for k in on_victim]
+        # The moved keys spread over the survivors rather than all piling onto one neighbour.
+        # Checked over every kind together: a handful of keys of one kind can land on one server
+        # by chance (about 0.4% for 6 keys over 3 servers), a dozen or more hardly ever.
+        if len(new_homes) >= 12:
+            assert len(set(new_homes)) >= 2, new_homes
         print(f"  {model}: {victim} held {held[victim]} keys (header, cookie, model); only those moved", flush=True)
     finally:
         for c in conns.values():
